@@ -1,0 +1,109 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Fetch the pinned Debian kernel (source, headers, image) into the cache
+# and turn the source into a git repository with one base commit.
+# Falls back to the newest 6.12 Debian has when the pin is gone.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+need_pkgs git xz-utils ca-certificates
+
+src_pkg=linux-source-6.12
+
+# Pick the version: the pin when Debian (or the cache) still has it.
+pick_version() {
+	if ls "$CACHE/debs/${src_pkg}_${KVER_PIN}_all.deb" >/dev/null 2>&1; then
+		echo "$KVER_PIN"
+		return
+	fi
+	local avail
+	avail=$(apt-cache madison "$src_pkg" 2>/dev/null | awk -F'|' '{gsub(/ /,"",$2); print $2}')
+	if [ -z "$avail" ] && [ "$(id -u)" -eq 0 ]; then
+		apt-get update -qq >/dev/null 2>&1 || true
+		avail=$(apt-cache madison "$src_pkg" 2>/dev/null | awk -F'|' '{gsub(/ /,"",$2); print $2}')
+	fi
+	[ -n "$avail" ] || die "apt knows no $src_pkg; add Debian bookworm(-security) to apt sources and run 'apt-get update'"
+	if grep -qxF "$KVER_PIN" <<<"$avail"; then
+		echo "$KVER_PIN"
+		return
+	fi
+	local newest
+	newest=$(sort -V <<<"$avail" | tail -n1)
+	warn "pinned $src_pkg $KVER_PIN is gone from apt; falling back to $newest"
+	echo "$newest"
+}
+
+ver=$(pick_version)
+upstream=${ver%%-*}                      # 6.12.117
+abi="$upstream+deb12"                    # 6.12.117+deb12
+krel="$abi-$KFLAVOUR"                    # 6.12.117+deb12-amd64
+debs=(
+	"${src_pkg}_${ver}_all.deb"
+	"linux-headers-${krel}_${ver}_amd64.deb"
+	"linux-headers-${abi}-common_${ver}_all.deb"
+	"linux-kbuild-${abi}_${ver}_amd64.deb"
+	"linux-image-${krel}-unsigned_${ver}_amd64.deb"
+)
+
+mkdir -p "$CACHE/debs"
+for d in "${debs[@]}"; do
+	[ -s "$CACHE/debs/$d" ] && continue
+	pkg=${d%%_*}
+	msg "downloading $pkg=$ver"
+	(cd "$CACHE/debs" && apt-get download -q "$pkg=$ver" >/dev/null 2>&1) ||
+		die "apt-get download $pkg=$ver failed (is bookworm-security in apt sources? try 'apt-get update')"
+	[ -s "$CACHE/debs/$d" ] || die "apt-get download did not produce $d"
+done
+
+root="$CACHE/$ver/root"
+if [ ! -f "$root/.done" ]; then
+	msg "unpacking headers and image $krel"
+	rm -rf "$root.tmp"
+	mkdir -p "$root.tmp"
+	for d in "${debs[@]:1}"; do
+		dpkg-deb -x "$CACHE/debs/$d" "$root.tmp"
+	done
+	# The headers Makefile includes the common part by absolute path.
+	sed -i "s|^include /usr/src/|include $root/usr/src/|" \
+		"$root.tmp/usr/src/linux-headers-$krel/Makefile"
+	rm -rf "$root"
+	mv "$root.tmp" "$root"
+	touch "$root/.done"
+fi
+
+repo="$CACHE/$ver/base"
+if [ ! -f "$repo/.git/base-done" ]; then
+	msg "unpacking $src_pkg $ver and committing it as the base (about 1 minute)"
+	rm -rf "$repo.tmp"
+	mkdir -p "$repo.tmp"
+	dpkg-deb --fsys-tarfile "$CACHE/debs/${debs[0]}" |
+		tar -xO "./usr/src/$src_pkg.tar.xz" | tar -xJ -C "$repo.tmp"
+	mv "$repo.tmp/$src_pkg" "$repo.tmp/src"
+	(
+		cd "$repo.tmp/src"
+		git init -q -b base .
+		# Debian's top-level .gitignore ignores every top-level entry.
+		git add -Af
+		GIT_AUTHOR_DATE=$FIXED_DATE GIT_COMMITTER_DATE=$FIXED_DATE \
+			git -c user.name="$PH_NAME" -c user.email="$PH_EMAIL" \
+			commit -q -m "Debian $src_pkg $ver"
+		git tag "$BASE_TAG"
+	)
+	rm -rf "$repo"
+	mv "$repo.tmp/src" "$repo"
+	rmdir "$repo.tmp"
+	touch "$repo/.git/base-done"
+fi
+
+hdrs="$root/usr/src/linux-headers-$krel"
+cat >"$CACHE/base.env.tmp" <<EOT
+BASE_VER='$ver'
+KREL='$krel'
+BASE_REPO='$repo'
+HDRS='$hdrs'
+VMLINUZ='$root/boot/vmlinuz-$krel'
+STOCK_MODDIR='$root/lib/modules/$krel'
+EOT
+mv "$CACHE/base.env.tmp" "$CACHE/base.env"
+msg "base: Debian $src_pkg $ver ($krel) in $CACHE"
