@@ -5,6 +5,7 @@
 # and turn the source into a git repository with one base commit.
 # Falls back to the newest 6.12 Debian has when the pin is gone.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 need_pkgs git xz-utils ca-certificates
@@ -12,25 +13,30 @@ need_pkgs git xz-utils ca-certificates
 src_pkg=linux-source-6.12
 
 # Pick the version: the pin when Debian (or the cache) still has it.
+madison() {
+	apt-cache madison "$src_pkg" 2>/dev/null | awk -F'|' '{gsub(/ /,"",$2); print $2}'
+}
+
 pick_version() {
-	if ls "$CACHE/debs/${src_pkg}_${KVER_PIN}_all.deb" >/dev/null 2>&1; then
+	if [ -s "$CACHE/debs/${src_pkg}_${KVER_PIN}_all.deb" ]; then
 		echo "$KVER_PIN"
 		return
 	fi
 	local avail
-	avail=$(apt-cache madison "$src_pkg" 2>/dev/null | awk -F'|' '{gsub(/ /,"",$2); print $2}')
-	if [ -z "$avail" ] && [ "$(id -u)" -eq 0 ]; then
-		apt-get update -qq >/dev/null 2>&1 || true
-		avail=$(apt-cache madison "$src_pkg" 2>/dev/null | awk -F'|' '{gsub(/ /,"",$2); print $2}')
+	avail=$(madison)
+	if ! grep -qxF "$KVER_PIN" <<<"$avail" && [ "$(id -u)" -eq 0 ]; then
+		msg "apt-get update (looking for $src_pkg $KVER_PIN)"
+		apt-get update -qq >/dev/null 2>&1 || warn "apt-get update failed"
+		avail=$(madison)
 	fi
-	[ -n "$avail" ] || die "apt knows no $src_pkg; add Debian bookworm(-security) to apt sources and run 'apt-get update'"
+	[ -n "$avail" ] || die "apt knows no $src_pkg; add Debian bookworm and bookworm-security to the apt sources and run 'apt-get update'"
 	if grep -qxF "$KVER_PIN" <<<"$avail"; then
 		echo "$KVER_PIN"
 		return
 	fi
 	local newest
 	newest=$(sort -V <<<"$avail" | tail -n1)
-	warn "pinned $src_pkg $KVER_PIN is gone from apt; falling back to $newest"
+	warn "the pinned $src_pkg $KVER_PIN is gone from apt; falling back to the newest 6.12, $newest"
 	echo "$newest"
 }
 

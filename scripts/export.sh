@@ -6,6 +6,7 @@
 # commit ids and the signature are normalised so that exporting an
 # unchanged tree is byte-identical.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 out=${1:-$TOP/patches}

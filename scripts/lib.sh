@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # Common settings for the harness scripts; sourced, never run.
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # the variables are for the scripts that source this
 
 # The pinned base: Debian's 6.12.117 source, headers and image.
 : "${KVER_PIN:=6.12.117-1~deb12u1}"
@@ -51,10 +52,19 @@ need_pkgs() {
 		mkdir -p "$CACHE"
 		apt-get update -qq && touch "$CACHE/.apt-updated"
 	fi
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		"${missing[@]}" >/dev/null ||
-		die "apt-get install ${missing[*]} failed"
+	local log
+	log=$(mktemp)
+	if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+		"${missing[@]}" >"$log" 2>&1; then
+		tail -n 20 "$log" >&2
+		rm -f "$log"
+		die "apt-get install -y ${missing[*]} failed (see above)"
+	fi
+	rm -f "$log"
 }
+
+# Set by base_env from the cache's base.env (written by base.sh).
+BASE_VER='' KREL='' BASE_REPO='' HDRS='' VMLINUZ='' STOCK_MODDIR=''
 
 # The base chosen by base.sh (version, paths); empty before it ran.
 base_env() {

@@ -10,6 +10,7 @@
 #   modules.sh [OUT]   OUT defaults to $BUILD/modules/patched
 #   W=1, C=2 and other Kbuild variables pass through from the environment.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 out=${1:-$BUILD/modules/patched}
@@ -27,10 +28,12 @@ rsync -a --delete --exclude='*.o' --exclude='*.ko' --exclude='.*.cmd' \
 	--exclude='kvm-asm-offsets.[hs]' \
 	"$TREE/arch/x86/kvm" "$src/arch/x86/"
 rsync -a --delete --exclude='*.o' --exclude='.*.cmd' "$TREE/virt/kvm" "$src/virt/"
+# shellcheck disable=SC2016 # $(src) and $(srctree) are make's
 sed -i -e 's|^ccflags-y += -I $(srctree)/arch/x86/kvm$|ccflags-y += -I $(src)|' \
 	-e 's|^include $(srctree)/virt/kvm/Makefile.kvm$|include $(src)/../../../virt/kvm/Makefile.kvm|' \
 	"$src/arch/x86/kvm/Makefile"
-grep -q 'include $(src)/../../../virt/kvm/Makefile.kvm' "$src/arch/x86/kvm/Makefile" ||
+# shellcheck disable=SC2016
+grep -qF 'include $(src)/../../../virt/kvm/Makefile.kvm' "$src/arch/x86/kvm/Makefile" ||
 	die "arch/x86/kvm/Makefile in $TREE has an unexpected layout; cannot build it out of tree"
 
 # Headers changed by the series, in front of the packaged ones.

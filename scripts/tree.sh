@@ -7,11 +7,12 @@
 # The tree is built aside and moved in place only when every patch
 # applied, so a failure leaves no half-applied tree.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 need_pkgs git
 ksrc=${KSRC:-}
-patchdir=$TOP/patches
+patchdir=${PATCHES:-$TOP/patches}
 mapfile -t series < <(find "$patchdir" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' | sort)
 [ ${#series[@]} -gt 0 ] || die "no patches in $patchdir"
 cover=$patchdir/0000-cover-letter.patch
@@ -22,7 +23,7 @@ if [ -n "$ksrc" ]; then
 	git -C "$ksrc" rev-parse --is-inside-work-tree >/dev/null 2>&1 ||
 		die "KSRC=$ksrc is not a git work tree; point KSRC at a kernel git checkout"
 	ksrc=$(git -C "$ksrc" rev-parse --show-toplevel)
-	[ -f "$ksrc/arch/x86/kvm/hyperv.c" ] && grep -q '^PATCHLEVEL' "$ksrc/Makefile" ||
+	{ [ -f "$ksrc/arch/x86/kvm/hyperv.c" ] && grep -q '^PATCHLEVEL' "$ksrc/Makefile"; } ||
 		die "KSRC=$ksrc does not look like a Linux tree with arch/x86/kvm/hyperv.c"
 	git -C "$ksrc" diff --quiet HEAD 2>/dev/null ||
 		warn "KSRC=$ksrc has uncommitted changes; only its HEAD commit is used"
@@ -59,6 +60,10 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$(dirname "$TREE")"
 msg "checking out $base_desc into ${TREE#"$TOP"/}"
 git clone -q --shared --no-checkout "$origin" "$tmp"
+# Apply the series in a sparse checkout of the directories it touches, so
+# that a series that does not apply fails fast; check out the rest after.
+mapfile -t dirs < <(sed -n 's|^diff --git a/\(.*\)/[^/]* b/.*|\1|p' "${series[@]}" | sort -u)
+git -C "$tmp" sparse-checkout set --cone "${dirs[@]}"
 git -C "$tmp" checkout -q -b "$SERIES_BRANCH" "$base_rev"
 git -C "$tmp" tag -f "$BASE_TAG" "$base_rev" >/dev/null
 git -C "$tmp" config user.name "$PH_NAME"
@@ -71,15 +76,23 @@ git -C "$tmp" config "branch.$SERIES_BRANCH.description" "$(cat "$tmp/.git/cover
 
 for p in "${series[@]}"; do
 	name=$(basename "$p")
-	if ! out=$(git -C "$tmp" am -q "${am_opts[@]}" --committer-date-is-author-date "$p" 2>&1); then
-		printf '%s\n' "$out" | sed 's/^/    /' >&2
-		failing=$(printf '%s\n' "$out" | sed -n 's/^error: patch failed: //p; s/^CONFLICT (content): Merge conflict in //p' | sort -u | tr '\n' ' ')
+	if ! out=$(git -C "$tmp" am "${am_opts[@]}" --committer-date-is-author-date "$p" 2>&1); then
+		printf '%s\n' "$out" | grep -vE '^(hint|When you|If you|To restore)' | sed 's/^/    /' >&2
+		# "error: patch failed: FILE:LINE" from git apply, unmerged paths from -3.
+		failing=$({
+			printf '%s\n' "$out" | sed -n 's/^error: patch failed: //p; s/^error: \(.*\): patch does not apply$/\1/p'
+			git -C "$tmp" diff --name-only --diff-filter=U 2>/dev/null
+		} | sort -u | tr '\n' ' ')
 		git -C "$tmp" am --abort >/dev/null 2>&1 || true
-		die "patches/$name does not apply to $base_desc${failing:+ (failing: $failing)}; rebase the series or pick another base"
+		die "patches/$name does not apply to $base_desc${failing:+ (failing: ${failing% })}; rebase the series or pick another base"
 	fi
 	msg "applied $name"
 done
 
+if [ -z "${TREE_SPARSE:-}" ]; then
+	msg "checking out the rest of the tree"
+	git -C "$tmp" sparse-checkout disable
+fi
 rm -rf "$TREE"
 mv "$tmp" "$TREE"
 trap - EXIT
