@@ -1,0 +1,156 @@
+# SPDX-License-Identifier: GPL-2.0
+# Boot the pinned Debian kernel under QEMU with a busybox initramfs that
+# loads the KVM modules; shared by smoke.sh and selftests.sh.  Sourced
+# after lib.sh and base_env, never run.
+# shellcheck shell=bash
+
+: "${QEMU_TIMEOUT:=300}"
+
+# The guest prints "@@<TAG> ..." lines on the serial console; everything
+# else is kernel or test output.
+
+# qemu_need_pkgs: the packages a boot needs.
+qemu_need_pkgs() {
+	need_pkgs qemu-system-x86 busybox-static xz-utils cpio coreutils
+}
+
+# qemu_host_has_virt: true when the host CPU itself can run KVM guests.
+qemu_host_has_virt() {
+	grep -qw -e vmx -e svm /proc/cpuinfo
+}
+
+# qemu_vendor: amd or intel, the KVM vendor module the guest will use.
+qemu_vendor() {
+	if qemu_host_has_virt && grep -qw vmx /proc/cpuinfo; then
+		echo intel
+	else
+		echo amd
+	fi
+}
+
+# qemu_set_args CPU: fill QEMU_ARGS for a 48-bit or an LA57 (la57) host.
+qemu_set_args() {
+	local cpu=$1 model
+	QEMU_ARGS=(-machine q35 -smp 2 -m 2048 -display none -monitor none
+		-serial stdio -no-reboot)
+	if qemu_host_has_virt; then
+		QEMU_ARGS+=(-accel kvm -cpu host)
+		if [ "$cpu" = la57 ] && ! grep -qw la57 /proc/cpuinfo; then
+			die "CPU=la57 needs a host with la57 when QEMU uses KVM; use CPU=48"
+		fi
+	else
+		# Multi-threaded TCG crashes the guest while KVM patches static keys.
+		model=EPYC-Rome,+svm,+npt
+		[ "$cpu" = la57 ] && model+=,+la57
+		QEMU_ARGS+=(-accel "tcg,thread=single" -cpu "$model")
+	fi
+}
+
+# qemu_stage_modules DIR MODS: put irqbypass, ccp, kvm and the vendor
+# modules (patched or stock) into DIR, uncompressed.
+qemu_stage_modules() {
+	local dir=$1 mods=$2 m src
+	mkdir -p "$dir"
+	for m in kernel/virt/lib/irqbypass kernel/drivers/crypto/ccp/ccp; do
+		src=$STOCK_MODDIR/$m.ko.xz
+		[ -f "$src" ] || die "missing $src; rerun 'make base'"
+		xz -dc "$src" >"$dir/$(basename "$m").ko"
+	done
+	for m in kvm kvm-amd kvm-intel; do
+		case $mods in
+		patched)
+			src=$BUILD/modules/patched/$m.ko
+			[ -f "$src" ] || die "missing $src; run 'make modules' first"
+			cp "$src" "$dir/$m.ko"
+			;;
+		stock)
+			src=$STOCK_MODDIR/kernel/arch/x86/kvm/$m.ko.xz
+			[ -f "$src" ] || die "missing $src; rerun 'make base'"
+			xz -dc "$src" >"$dir/$m.ko"
+			;;
+		*) die "MODS must be 'patched' or 'stock', not '$mods'" ;;
+		esac
+	done
+}
+
+# qemu_stage_init STAGE VENDOR: busybox and an /init that mounts the
+# pseudo file systems, loads the modules from /mods, runs /payload.sh,
+# then reports the taint and dmesg and powers off.
+qemu_stage_init() {
+	local stage=$1 vendor=$2
+	mkdir -p "$stage"/{bin,dev,proc,sys,tmp,mods}
+	cp /bin/busybox "$stage/bin/busybox"
+	cat >"$stage/init" <<EOF
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t devtmpfs dev /dev
+exec </dev/console >/dev/console 2>&1
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
+echo "@@PROGRESS booted \$(uname -r), loading modules"
+for m in irqbypass ccp kvm kvm-$vendor; do
+	insmod /mods/\$m.ko || echo "@@FAIL insmod \$m.ko"
+done
+if [ -c /dev/kvm ]; then
+	echo "@@KVM ok"
+else
+	echo "@@FAIL no /dev/kvm"
+fi
+. /payload.sh
+echo "@@TAINTED \$(cat /proc/sys/kernel/tainted)"
+echo "@@DMESG-BEGIN"
+dmesg
+echo "@@DMESG-END"
+echo "@@DONE"
+poweroff -f
+EOF
+	chmod +x "$stage/init"
+}
+
+# qemu_pack STAGE OUT: pack STAGE into the initramfs OUT.
+qemu_pack() {
+	local stage=$1 out=$2
+	(cd "$stage" && find . -print0 | cpio --null -o -H newc --quiet) >"$out.tmp"
+	mv "$out.tmp" "$out"
+}
+
+# qemu_boot INITRD LOG CPU: boot the Debian kernel with INITRD, the serial
+# console goes to LOG (CRs stripped), guest progress lines to stderr.
+# Returns QEMU's status (124 on timeout).
+qemu_boot() {
+	local initrd=$1 log=$2 cpu=$3 rc
+	qemu_set_args "$cpu"
+	set +e
+	timeout -k 10 "$QEMU_TIMEOUT" qemu-system-x86_64 "${QEMU_ARGS[@]}" \
+		-kernel "$VMLINUZ" -initrd "$initrd" \
+		-append "console=ttyS0 loglevel=3 panic=-1" </dev/null 2>&1 |
+		tr -d '\r' | tee "$log" | sed -un 's/^@@PROGRESS /==>   guest: /p' >&2
+	rc=${PIPESTATUS[0]}
+	set -e
+	return "$rc"
+}
+
+# qemu_section LOG BEGIN END: the lines between two marker lines.
+qemu_section() {
+	awk -v b="$2" -v e="$3" '$0 == e { p = 0 } p { print } $0 == b { p = 1 }' "$1"
+}
+
+# qemu_check_kernel LOG: complain (on stdout) about a guest that did not
+# finish, modules that did not load, kernel splats and unexpected taint.
+# Taint O (out of tree, 4096) and E (unsigned, 8192) are expected.
+qemu_check_kernel() {
+	local log=$1 t
+	grep -q '^@@DONE$' "$log" || echo "the guest did not finish (crash, hang or timeout)"
+	grep '^@@FAIL ' "$log" | sed 's/^@@FAIL //' || true
+	qemu_section "$log" @@DMESG-BEGIN @@DMESG-END |
+		grep -E 'WARNING: CPU: [0-9]+ PID: [0-9]+ at|BUG:|Oops|kernel BUG at|general protection fault|KASAN|UBSAN|possible circular locking|possible recursive locking|lockdep|INFO: task .* blocked|Kernel panic|Call Trace:' |
+		sed 's/^/dmesg: /' || true
+	t=$(sed -n 's/^@@TAINTED //p' "$log" | tail -n1)
+	if [ -z "$t" ]; then
+		grep -q '^@@DONE$' "$log" && echo "the guest did not report its taint"
+	elif [ $((t & ~(4096 | 8192))) -ne 0 ]; then
+		echo "kernel tainted $t (only O=4096 and E=8192 are expected)"
+	fi
+}
