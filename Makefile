@@ -7,7 +7,7 @@ SHELL := /bin/bash
 S := scripts
 
 .PHONY: all base tree export modules smoke selftests redgreen kunit mutants \
-	lint send check clean distclean help
+	lint send test-send check clean distclean help
 
 ## all: the main job: tree, modules, smoke boot, red/green selftest table
 all: tree modules smoke redgreen
@@ -55,6 +55,10 @@ lint: tree
 ## send: git send-email the series (dry run unless SEND=1; V=2 for a v2)
 send: tree
 	$(S)/send.sh
+
+## test-send: send the series to an SMTP server on 127.0.0.1 and git am it back
+test-send: tree
+	$(S)/test-send.sh
 
 ## check: every check; ends with "N passed, N failed"
 check:

@@ -10,7 +10,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 out=${1:-$TOP/patches}
-[ -d "$TREE/.git" ] || die "no tree at $TREE; run 'make tree' first"
+git -C "$TREE" rev-parse --git-dir >/dev/null 2>&1 || die "no git tree at $TREE; run 'make tree' first"
 git -C "$TREE" rev-parse -q --verify "refs/tags/$BASE_TAG" >/dev/null ||
 	die "$TREE has no '$BASE_TAG' tag; recreate it with 'make tree FORCE=1'"
 branch=$(git -C "$TREE" symbolic-ref --short HEAD 2>/dev/null || true)

@@ -8,15 +8,15 @@
 # arch/x86/include/ are put ahead of the packaged ones.
 #
 #   modules.sh [OUT]   OUT defaults to $BUILD/modules/patched
-#   W=1, C=2 and other Kbuild variables pass through from the environment.
+#   W=1 and C=1|2 in the environment are passed on to Kbuild.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-out=${1:-$BUILD/modules/patched}
+out=$(realpath -m "${1:-$BUILD/modules/patched}")
 need_pkgs gcc-12 make ccache rsync bc flex bison libelf-dev libssl-dev dwarves kmod
 base_env
-[ -d "$TREE/.git" ] || die "no tree at $TREE; run 'make tree' first"
+git -C "$TREE" rev-parse --git-dir >/dev/null 2>&1 || die "no git tree at $TREE; run 'make tree' first"
 git -C "$TREE" rev-parse -q --verify "refs/tags/$BASE_TAG" >/dev/null ||
 	die "$TREE has no '$BASE_TAG' tag; recreate it with 'make tree FORCE=1'"
 
@@ -36,18 +36,26 @@ sed -i -e 's|^ccflags-y += -I $(srctree)/arch/x86/kvm$|ccflags-y += -I $(src)|' 
 grep -qF 'include $(src)/../../../virt/kvm/Makefile.kvm' "$src/arch/x86/kvm/Makefile" ||
 	die "arch/x86/kvm/Makefile in $TREE has an unexpected layout; cannot build it out of tree"
 
-# Headers changed by the series, in front of the packaged ones.
+# Headers changed by the series go in front of the packaged ones.  The
+# overlay's include/ is always on the path: the trace headers name their
+# directory relative to it (TRACE_INCLUDE_PATH ../../arch/x86/kvm), which
+# then resolves to the mirrored arch/x86/kvm.
 mapfile -t hdrs < <(git -C "$TREE" diff --name-only "$BASE_TAG" HEAD -- include arch/x86/include)
-overlay_flags=
+rm -rf "$src/overlay"
+mkdir -p "$src/overlay/include"
 if [ ${#hdrs[@]} -gt 0 ]; then
 	(cd "$TREE" && rsync -a --relative "${hdrs[@]}" "$src/overlay/")
-	overlay_flags="-I$src/overlay/arch/x86/include -I$src/overlay/include"
 fi
+overlay_flags="-I$src/overlay/include"
+[ -d "$src/overlay/arch/x86/include" ] &&
+	overlay_flags="-I$src/overlay/arch/x86/include $overlay_flags"
 
 msg "building KVM modules out of tree in ${out#"$TOP"/} (${#hdrs[@]} series headers)"
 start=$(date +%s)
+# W= and C= count only on make's command line, so pass them on.
 make -s -C "$HDRS" M="$src/arch/x86/kvm" DEBIAN_KERNEL_USE_CCACHE=1 \
-	NOSTDINC_FLAGS="-nostdinc $overlay_flags" -j"$(nproc)" modules
+	NOSTDINC_FLAGS="-nostdinc $overlay_flags" ${W:+W="$W"} ${C:+C="$C"} \
+	-j"$(nproc)" modules
 for m in kvm kvm-amd kvm-intel; do
 	cp "$src/arch/x86/kvm/$m.ko" "$out/$m.ko"
 done

@@ -1,0 +1,284 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Lint the series in $TREE ($BASE_TAG..HEAD), one PASS/FAIL line a check:
+#
+#   checkpatch   checkpatch.pl --strict on every patch (patches/, or the
+#                format-patch output of $TREE when TREE= names another tree)
+#   maintainers  every file the series adds is named by an F: line that the
+#                series adds to MAINTAINERS
+#   build-w1     the KVM modules build out of tree (scripts/modules.sh) at
+#                every step of the series with W=1, and no step has a
+#                warning the base does not have
+#   sparse       likewise for sparse (C=1 on every rebuilt object)
+#   kernel-doc   scripts/kernel-doc -none is silent on the touched .c/.h files
+#   htmldocs     the Sphinx build of the touched Documentation directories
+#                has no warning that names a touched file
+#
+# The steps are checked out, one after the other, in build/lint-tree, a
+# sparse checkout that borrows the objects of $TREE, so $TREE itself is
+# never touched.  Exits non-zero when a check fails.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+need_pkgs git perl gcc-12 make ccache rsync sparse python3 python3-ply \
+	python3-git python3-yaml python3-sphinx python3-sphinx-rtd-theme
+t0=$(date +%s)
+out=$BUILD/lint
+wt=$BUILD/lint-tree
+
+git -C "$TREE" rev-parse --git-dir >/dev/null 2>&1 || die "no tree at $TREE; run 'make tree' first"
+git -C "$TREE" rev-parse -q --verify "refs/tags/$BASE_TAG" >/dev/null ||
+	die "$TREE has no '$BASE_TAG' tag; recreate it with 'make tree FORCE=1'"
+base=$(git -C "$TREE" rev-parse "$BASE_TAG^{commit}")
+head=$(git -C "$TREE" rev-parse HEAD)
+mapfile -t commits < <(git -C "$TREE" rev-list --reverse "$base..$head")
+[ ${#commits[@]} -gt 0 ] || die "$TREE has no commits on top of $BASE_TAG; nothing to lint"
+if ! git -C "$TREE" diff --quiet HEAD -- || ! git -C "$TREE" diff --cached --quiet; then
+	warn "$TREE has uncommitted changes; only its commits are linted"
+fi
+mapfile -t touched < <(git -C "$TREE" diff --name-only "$base" "$head")
+mkdir -p "$out"
+
+# The kernel's Python helpers (spdxcheck.py, run by checkpatch; the netlink
+# spec generator of htmldocs) need Debian's python3 modules, which a python3
+# from pyenv or a venv ahead in PATH does not see.
+if ! python3 -c 'import ply, git, yaml' 2>/dev/null; then
+	mkdir -p "$out/bin"
+	ln -sf /usr/bin/python3 "$out/bin/python3"
+	export PATH="$out/bin:$PATH"
+fi
+
+results=()
+failed=0
+result() { # result PASS|FAIL NAME DETAIL
+	results+=("$(printf '%s %-12s %s' "$1" "$2" "$3")")
+	[ "$1" = PASS ] || failed=1
+	msg "$1 $2: $3"
+}
+
+# --- checkpatch -------------------------------------------------------------
+if [ "$TREE" = "$BUILD/tree" ]; then
+	pdir=$TOP/patches
+else
+	pdir=$out/patches
+	rm -rf "$pdir"
+	git -C "$TREE" -c core.abbrev=12 -c diff.noprefix=false format-patch -q \
+		--zero-commit --no-signature -o "$pdir" "$base..$head"
+fi
+mapfile -t patches < <(find "$pdir" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' | sort)
+[ ${#patches[@]} -eq ${#commits[@]} ] ||
+	warn "${pdir#"$TOP"/} has ${#patches[@]} patches but $TREE has ${#commits[@]} commits; run 'make export'"
+
+# $TREE is an import of a source tarball without upstream history, so the
+# commit a Fixes: tag names cannot be found in it and checkpatch would
+# report UNKNOWN_COMMIT_ID.  Ignore that only for ids $TREE really lacks
+# (a tree made with KSRC= from a kernel git tree keeps the check); the
+# format of the tag (12+ hex digits, quoted subject) is still checked.
+ignore=()
+unknown=$(sed -n 's/^Fixes: \([0-9a-f]\{6,40\}\) .*/\1/p' "${patches[@]}" | sort -u |
+	while read -r id; do
+		git -C "$TREE" cat-file -e "$id^{commit}" 2>/dev/null || printf '%s ' "$id"
+	done)
+[ -n "$unknown" ] && ignore+=(UNKNOWN_COMMIT_ID)
+ign=$(IFS=,; echo "${ignore[*]}")
+
+msg "checkpatch --strict on ${#patches[@]} patches of ${pdir#"$TOP"/}${ign:+ (ignoring $ign: Fixes: ${unknown% } is not in the tree)}"
+mkdir -p "$out/checkpatch"
+rm -f "$out/checkpatch"/*.log
+e=0 w=0 c=0 bad=()
+for p in "${patches[@]}"; do
+	log=$out/checkpatch/$(basename "$p" .patch).log
+	# Run from the tree: checkpatch finds .git and spdxcheck.py there.
+	(cd "$TREE" && ./scripts/checkpatch.pl --strict --no-summary --color=never \
+		${ign:+--ignore "$ign"} "$p") >"$log" 2>&1 && rc=0 || rc=$?
+	pe=$(grep -c '^ERROR:' "$log" || true)
+	pw=$(grep -c '^WARNING:' "$log" || true)
+	pc=$(grep -c '^CHECK:' "$log" || true)
+	e=$((e + pe)) w=$((w + pw)) c=$((c + pc))
+	if [ "$rc" -ne 0 ] || [ $((pe + pw + pc)) -ne 0 ] || grep -q '^Traceback' "$log"; then
+		bad+=("$(basename "$p")")
+		sed 's/^/    /' "$log" >&2
+	fi
+done
+if [ ${#bad[@]} -eq 0 ]; then
+	result PASS checkpatch "${#patches[@]} patches: $e errors, $w warnings, $c checks"
+else
+	result FAIL checkpatch "$e errors, $w warnings, $c checks in ${bad[*]} (logs in ${out#"$TOP"/}/checkpatch)"
+fi
+
+# --- maintainers ------------------------------------------------------------
+mapfile -t added < <(git -C "$TREE" diff --name-only --diff-filter=AR "$base" "$head")
+mapfile -t fpats < <(git -C "$TREE" diff "$base" "$head" -- MAINTAINERS | sed -n 's/^+F:[[:space:]]*//p')
+uncovered=()
+for f in "${added[@]}"; do
+	ok=
+	for pat in "${fpats[@]}"; do
+		# As in get_maintainer.pl: a pattern ending in / covers a
+		# directory, * and ? do not match a /.
+		if [[ $pat == */ ]]; then
+			[[ $f == "$pat"* ]] && ok=1
+		else
+			# shellcheck disable=SC2016 # a literal $ in the bracket
+			re=$(sed -e 's/[]\/$+.^(){}|[]/\\&/g' -e 's/\*/[^\/]*/g' -e 's/?/[^\/]/g' <<<"$pat")
+			[[ $f =~ ^$re$ ]] && ok=1
+		fi
+		[ -n "$ok" ] && break
+	done
+	[ -n "$ok" ] || uncovered+=("$f")
+done
+if [ ${#uncovered[@]} -eq 0 ]; then
+	result PASS maintainers "${#added[@]} added files, each named by an F: line the series adds"
+else
+	result FAIL maintainers "no F: line added to MAINTAINERS covers: ${uncovered[*]}"
+fi
+
+# --- build-w1 and sparse, one step at a time --------------------------------
+common=$(git -C "$TREE" rev-parse --path-format=absolute --git-common-dir)
+if [ ! -d "$wt/.git" ]; then
+	msg "creating ${wt#"$TOP"/} (sparse checkout sharing the objects of $TREE)"
+	rm -rf "$wt"
+	git init -q "$wt"
+	git -C "$wt" sparse-checkout set --cone arch/x86/kvm arch/x86/include virt \
+		include Documentation scripts tools/net/ynl
+fi
+printf '%s/objects\n' "$common" >"$wt/.git/objects/info/alternates"
+git -C "$wt" tag -f "$BASE_TAG" "$base" >/dev/null
+
+bdir=$out/build
+# Normalise compiler and sparse output to "file: warning: text" (paths
+# relative to the tree, line and column numbers dropped), one per line.
+norm() {
+	sed -E 's/\x1b\[[0-9;]*[mK]//g' "$1" | { grep -E '(warning|error):' || true; } |
+		sed -E -e "s|$bdir/src/overlay/||g" -e "s|$bdir/src/||g" \
+			-e 's|arch/x86/kvm/\.\./\.\./\.\./||g' \
+			-e 's|^/[^ :]*/linux-headers-[^/ :]*/||' \
+			-e 's|^([^ :]+):[0-9]+:[0-9]+:|\1:|' -e 's|^([^ :]+):[0-9]+:|\1:|' |
+		sort -u
+}
+# The warnings of a step are kept under its commit id (which names the
+# whole tree and history) and the harness that produced them, so a rerun
+# builds only the steps it has not seen.  The first step built in a run is
+# a full build (every object, ccache makes gcc fast); the ones after it are
+# incremental: make rebuilds exactly what changed, everything else was
+# checked at an earlier step.
+stamp=$(cat "$TOP/scripts/modules.sh" "$0" | sha1sum | cut -c1-12)
+mkdir -p "$out/results"
+build_fail=() new_w1=() new_sp=() cached=0 full=1
+nsteps=$((${#commits[@]} + 1))
+for ((k = 0; k < nsteps; k++)); do
+	if [ "$k" -eq 0 ]; then
+		c=$base label="base"
+	else
+		c=${commits[k - 1]}
+		label="$k/${#commits[@]} $(git -C "$TREE" log -1 --format=%s "$c")"
+	fi
+	res=$out/results/$c-$stamp.warnings
+	if [ -f "$res" ]; then
+		cp "$res" "$out/step-$k.warnings"
+		cached=$((cached + 1)) full=1
+		msg "step $label: known from an earlier run"
+	else
+		git -C "$wt" checkout -q --detach -f "$c"
+		if [ "$full" = 1 ] && [ -d "$bdir/src" ]; then
+			find "$bdir/src" -name '*.o' -delete
+		fi
+		full=0
+		# Two workarounds for modules.sh:
+		# - it puts -I<overlay>/arch/x86/include on the command line even when
+		#   the series changes no header there; with W=1 gcc then warns about
+		#   the missing directory (-Wmissing-include-dirs);
+		# - without series headers it passes no overlay at all, and x86.c
+		#   cannot find its trace header: define_trace.h includes
+		#   "../../arch/x86/kvm/trace.h", which only resolves against an -I
+		#   directory two levels below the mirrored tree, as <overlay>/include
+		#   happens to be.  KCFLAGS puts that directory last on the search path.
+		mkdir -p "$bdir/src/overlay/arch/x86/include" "$bdir/src/overlay/include"
+		log=$out/step-$k.log
+		msg "step $label: W=1 C=1 build"
+		# W=1 and C=1 are only honoured on make's command line; from the
+		# environment, Kbuild reads KBUILD_EXTRA_WARN and KBUILD_CHECKSRC.
+		# Later steps build incrementally: what make rebuilds is exactly what
+		# changed, and everything else was checked at an earlier step.
+		if ! KCFLAGS="-I$bdir/src/overlay/include" KBUILD_EXTRA_WARN=1 KBUILD_CHECKSRC=1 TREE=$wt "$TOP/scripts/modules.sh" "$bdir" >"$log" 2>&1; then
+			[ "$k" -eq 0 ] && { sed 's/^/    /' "$log" | tail -20 >&2; die "the base does not build out of tree (log: $log); fix that first"; }
+			build_fail+=("$label")
+			sed 's/^/    /' "$log" | grep -E 'error|ERROR' | head -10 >&2 || true
+			full=1
+			continue
+		fi
+		norm "$log" >"$res.tmp" && mv "$res.tmp" "$res"
+		cp "$res" "$out/step-$k.warnings"
+	fi
+	grep -E '\[-W[^]]*\]$' "$out/step-$k.warnings" >"$out/step-$k.w1" || true
+	grep -vE '\[-W[^]]*\]$' "$out/step-$k.warnings" >"$out/step-$k.sparse" || true
+	[ "$k" -eq 0 ] && continue
+	while IFS= read -r l; do new_w1+=("$k: $l"); done < <(comm -13 "$out/step-0.w1" "$out/step-$k.w1")
+	while IFS= read -r l; do new_sp+=("$k: $l"); done < <(comm -13 "$out/step-0.sparse" "$out/step-$k.sparse")
+done
+nb=$(wc -l <"$out/step-0.w1") ns=$(wc -l <"$out/step-0.sparse")
+if [ ${#build_fail[@]} -eq 0 ] && [ ${#new_w1[@]} -eq 0 ]; then
+	result PASS build-w1 "$nsteps steps build with W=1 ($cached known from earlier runs), no new warnings (base: $nb)"
+else
+	printf '    new: %s\n' "${new_w1[@]}" >&2
+	result FAIL build-w1 "${build_fail[*]:+steps that do not build: ${build_fail[*]}; }${#new_w1[@]} new W=1 warnings (logs: ${out#"$TOP"/}/step-*.log)"
+fi
+if [ ${#new_sp[@]} -eq 0 ]; then
+	result PASS sparse "no new sparse warnings in $nsteps steps (base: $ns)"
+else
+	printf '    new: %s\n' "${new_sp[@]}" >&2
+	result FAIL sparse "${#new_sp[@]} new sparse warnings (logs: ${out#"$TOP"/}/step-*.log)"
+fi
+# From here on, lint-tree is at HEAD.
+git -C "$wt" checkout -q --detach -f "$head"
+
+# --- kernel-doc -------------------------------------------------------------
+kd=()
+for f in "${touched[@]}"; do
+	case $f in *.c | *.h) [ -f "$wt/$f" ] && kd+=("$f") ;; esac
+done
+if [ ${#kd[@]} -eq 0 ]; then
+	result PASS kernel-doc "no .c/.h files touched"
+elif kout=$(cd "$wt" && ./scripts/kernel-doc -none "${kd[@]}" 2>&1) && [ -z "$kout" ]; then
+	result PASS kernel-doc "${#kd[@]} files clean: ${kd[*]}"
+else
+	printf '    %s\n' "$kout" >&2
+	result FAIL kernel-doc "$(grep -c . <<<"$kout") lines of output on ${kd[*]}"
+fi
+
+# --- htmldocs ---------------------------------------------------------------
+mapfile -t docs < <(printf '%s\n' "${touched[@]}" | grep '^Documentation/' || true)
+if [ ${#docs[@]} -eq 0 ]; then
+	result PASS htmldocs "no Documentation changes"
+else
+	# Build only the top-level Documentation directories the series touches.
+	dirs=$(printf '%s\n' "${docs[@]}" | awk -F/ 'NF > 2 { print $2 }' | sort -u | tr '\n' ' ')
+	dirs=${dirs% }
+	if printf '%s\n' "${docs[@]}" | awk -F/ 'NF == 2 { found = 1 } END { exit !found }'; then
+		dirs= # a file right under Documentation/: build everything
+	fi
+	dlog=$out/htmldocs.log
+	msg "htmldocs SPHINXDIRS='${dirs:-(all)}'"
+	ds=$(date +%s)
+	# Sphinx only rereads changed files; make sure the touched ones are,
+	# so that their warnings show on every run.
+	(cd "$wt" && touch "${docs[@]}")
+	if make -C "$wt" O="$out/docs" ${dirs:+SPHINXDIRS="$dirs"} htmldocs >"$dlog" 2>&1; then
+		dt=$(($(date +%s) - ds))
+		pat=$(printf '%s\n' "${docs[@]}" "${kd[@]}" | sed 's/[.[\*^$]/\\&/g' | paste -sd'|')
+		hits=$(grep -E "$pat" "$dlog" | grep -iE 'warning|error' || true)
+		if [ -z "$hits" ]; then
+			result PASS htmldocs "SPHINXDIRS='${dirs:-(all)}' in $dt s, no warnings about the touched files"
+		else
+			printf '    %s\n' "$hits" >&2
+			result FAIL htmldocs "$(grep -c . <<<"$hits") warnings about touched files (log: ${dlog#"$TOP"/})"
+		fi
+	else
+		tail -20 "$dlog" | sed 's/^/    /' >&2
+		result FAIL htmldocs "make htmldocs failed (log: ${dlog#"$TOP"/})"
+	fi
+fi
+
+printf '%s\n' "${results[@]}"
+msg "lint took $(($(date +%s) - t0)) s"
+[ "$failed" -eq 0 ] || die "lint found problems; see the FAIL lines above"
