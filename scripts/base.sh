@@ -4,6 +4,9 @@
 # Fetch the pinned Debian kernel (source, headers, image) into the cache
 # and turn the source into a git repository with one base commit.
 # Falls back to the newest 6.12 Debian has when the pin is gone.
+#
+#   base.sh           fetch and unpack (KVER_PIN=... pins another version)
+#   base.sh --which   only print the version that would be used
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -41,6 +44,10 @@ pick_version() {
 }
 
 ver=$(pick_version)
+if [ "${1:-}" = --which ]; then
+	echo "$ver"
+	exit 0
+fi
 upstream=${ver%%-*}                      # 6.12.117
 abi="$upstream+deb12"                    # 6.12.117+deb12
 krel="$abi-$KFLAVOUR"                    # 6.12.117+deb12-amd64

@@ -63,6 +63,18 @@ do_errors() {
 	else
 		bad "KSRC tree: $(tail -n 3 "$tmp/log")"
 	fi
+	# Work in the tree that is not exported is never thrown away.
+	echo "/* local edit */" >>"$t/arch/x86/kvm/hyperv.c"
+	expect_fail "export with uncommitted changes" "uncommitted changes" \
+		env TREE="$t" "$TOP/scripts/export.sh" "$tmp/out"
+	git -C "$t" commit -qam "local edit"
+	expect_fail "tree over unexported work" "holds work that differs from patches/" \
+		env TREE="$t" KSRC="$tmp/ksrc" TREE_SPARSE=1 "$TOP/scripts/tree.sh"
+	if [ "$(git -C "$t" log -1 --format=%s)" = "local edit" ]; then
+		ok "tree over unexported work: the work is still there"
+	else
+		bad "tree over unexported work: the commit is gone"
+	fi
 	rm -rf "$t"
 
 	# A base the series does not apply to.
@@ -101,6 +113,15 @@ do_errors() {
 		expect_fail "missing package (non-root)" "apt-get install -y kvm-hv-no-such-package" \
 			runuser -u nobody -- env HOME="$tmp" bash -c \
 			". '$TOP/scripts/lib.sh'; need_pkgs kvm-hv-no-such-package"
+	fi
+
+	# A pinned version Debian no longer has: the newest 6.12 instead.
+	local out
+	if out=$(KVER_PIN=6.12.1-1~deb12u1 "$TOP/scripts/base.sh" --which 2>&1) &&
+	   grep -q "WARNING: the pinned linux-source-6.12 6.12.1-1~deb12u1 is gone.*falling back to the newest 6.12, 6.12" <<<"$out"; then
+		ok "pin gone: $(grep WARNING <<<"$out")"
+	else
+		bad "pin gone: no fallback warning naming both versions: $out"
 	fi
 
 	# Malformed command-line values.
