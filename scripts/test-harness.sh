@@ -27,6 +27,15 @@ expect_fail() {
 	fi
 }
 
+# expect_no_tree NAME DIR: a failed tree.sh left neither DIR nor DIR.tmp.
+expect_no_tree() {
+	if [ -e "$2" ] || [ -e "$2.tmp" ]; then
+		bad "$1: a half-applied tree was left behind"
+	else
+		ok "$1: no tree left behind"
+	fi
+}
+
 do_shellcheck() {
 	need_cmd shellcheck shellcheck
 	(cd "$TOP" && shellcheck -x scripts/*.sh .ci/run) && ok "shellcheck: scripts/*.sh .ci/run"
@@ -82,16 +91,11 @@ do_errors() {
 		"$tmp/ksrc/arch/x86/kvm/hyperv.c"
 	sed -i 's/^\t\tgva = entries\[i\] & PAGE_MASK;/\t\tgva = entries[i] \& PAGE_MASK; \/* changed *\//' \
 		"$tmp/ksrc/arch/x86/kvm/hyperv.c"
-	git -C "$tmp/ksrc" commit -qam "conflicting change" \
-		--author="Test <test@example.invalid>" -c user.name=Test -c user.email=test@example.invalid 2>/dev/null ||
-		git -C "$tmp/ksrc" -c user.name=Test -c user.email=test@example.invalid commit -qam "conflicting change"
+	git -C "$tmp/ksrc" -c user.name=Test -c user.email=test@example.invalid \
+		commit -qam "conflicting change"
 	expect_fail "base does not apply" "0001-.*does not apply.*arch/x86/kvm/hyperv.c" \
 		env TREE="$t" KSRC="$tmp/ksrc" "$TOP/scripts/tree.sh"
-	if [ -e "$t" ] || [ -e "$t.tmp" ]; then
-		bad "base does not apply: a half-applied tree was left behind"
-	else
-		ok "base does not apply: no tree left behind"
-	fi
+	expect_no_tree "base does not apply" "$t"
 
 	# A broken patch in the series.
 	mkdir "$tmp/patches"
@@ -102,11 +106,7 @@ do_errors() {
 	sed -i '0,/^-[^-]/s/^-\([^-]\)/-XX\1/' "$p2"
 	expect_fail "broken patch" "0002-.*does not apply" \
 		env TREE="$t" PATCHES="$tmp/patches" "$TOP/scripts/tree.sh"
-	if [ -e "$t" ] || [ -e "$t.tmp" ]; then
-		bad "broken patch: tree left behind"
-	else
-		ok "broken patch: no tree left behind"
-	fi
+	expect_no_tree "broken patch" "$t"
 
 	# A missing tool, for a user who is not root.
 	if id nobody >/dev/null 2>&1 && command -v runuser >/dev/null; then
