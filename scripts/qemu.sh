@@ -138,11 +138,13 @@ qemu_section() {
 }
 
 # qemu_check_kernel LOG: complain (on stdout) about a guest that did not
-# finish, modules that did not load, kernel splats and unexpected taint.
+# finish, modules that did not load or gave no /dev/kvm, kernel splats and
+# unexpected taint.
 # Taint O (out of tree, 4096) and E (unsigned, 8192) are expected.
 qemu_check_kernel() {
 	local log=$1 t
 	grep -q '^@@DONE$' "$log" || echo "the guest did not finish (crash, hang or timeout)"
+	grep -q '^@@KVM ok$' "$log" || echo "/dev/kvm did not appear"
 	grep '^@@FAIL ' "$log" | sed 's/^@@FAIL //' || true
 	qemu_section "$log" @@DMESG-BEGIN @@DMESG-END |
 		grep -E 'WARNING: CPU: [0-9]+ PID: [0-9]+ at|BUG:|Oops|kernel BUG at|general protection fault|KASAN|UBSAN|possible circular locking|possible recursive locking|lockdep|INFO: task .* blocked|Kernel panic|Call Trace:' |
