@@ -2,15 +2,20 @@
 #
 # KVM Hyper-V PV TLB flush range series: build, test and send it.
 # Every target is a thin wrapper around one script in scripts/.
+# SERIES=stable (default: patches/6.12.y) or SERIES=mainline (patches/mainline).
 
 SHELL := /bin/bash
 S := scripts
 
-.PHONY: all base tree export modules smoke selftests redgreen kunit mutants \
-	lint send test-send check clean distclean help
+.PHONY: all deps base tree ensure-tree export modules smoke selftests redgreen \
+	kunit mutants lint send test-send check clean distclean help
 
 ## all: the main job: tree, modules, smoke boot, red/green selftest table
 all: tree modules smoke redgreen
+
+## deps: install every package the harness uses, and prove each program works
+deps:
+	$(S)/deps.sh
 
 ## base: fetch and unpack the pinned Debian kernel into the cache
 base:
@@ -20,12 +25,17 @@ base:
 tree:
 	$(S)/tree.sh
 
-## export: rewrite patches/ from build/tree
+# Every other target tests the tree as it is; this only makes a missing
+# tree, or rebuilds one that holds no work of its own after patches/ changed.
+ensure-tree:
+	$(S)/tree.sh --ensure
+
+## export: rewrite patches/<series>/ from build/tree
 export:
 	$(S)/export.sh
 
 ## modules: build the patched kvm.ko, kvm-amd.ko, kvm-intel.ko out of tree
-modules: tree
+modules: ensure-tree
 	$(S)/modules.sh
 
 ## smoke: boot the Debian kernel under QEMU and load the patched modules
@@ -41,36 +51,36 @@ redgreen: modules
 	$(S)/redgreen.sh
 
 ## kunit: run the KUnit suite with kunit.py
-kunit: tree
+kunit: ensure-tree
 	$(S)/kunit.sh
 
 ## mutants: require the KUnit suite to kill every mutant of the helper
-mutants: tree
+mutants: ensure-tree
 	$(S)/mutants.sh
 
 ## lint: checkpatch, per-patch W=1 and sparse builds, kernel-doc, Sphinx
-lint: tree
+lint: ensure-tree
 	$(S)/lint.sh
 
 ## send: git send-email the series (dry run unless SEND=1; V=2 for a v2)
-send: tree
+send: ensure-tree
 	$(S)/send.sh
 
 ## test-send: send the series to an SMTP server on 127.0.0.1 and git am it back
-test-send: tree
+test-send: ensure-tree
 	$(S)/test-send.sh
 
-## check: every check; ends with "N passed, N failed"
+## check: every check; ends with "N passed, N failed" (STAGES="a b" for some)
 check:
 	$(S)/check.sh
 
-## clean: remove build/ (the download and ccache cache stays)
+## clean: remove build/ (refuses while build/tree holds unexported work)
 clean:
-	rm -rf build
+	$(S)/clean.sh
 
-## distclean: also remove the cache ($$XDG_CACHE_HOME/kvm-hv-flush)
-distclean: clean
-	. $(S)/lib.sh && rm -rf "$$CACHE"
+## distclean: also remove the download and build cache (not the sent records)
+distclean:
+	$(S)/clean.sh --cache
 
 ## help: list the targets
 help:

@@ -11,7 +11,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-need_pkgs git xz-utils ca-certificates
+need_stage base
 
 src_pkg=linux-source-6.12
 
@@ -48,6 +48,8 @@ if [ "${1:-}" = --which ]; then
 	echo "$ver"
 	exit 0
 fi
+# The cache is shared by every clone and build directory: one writer.
+harness_lock "$CACHE"
 upstream=${ver%%-*}                      # 6.12.117
 abi="$upstream+deb12"                    # 6.12.117+deb12
 krel="$abi-$KFLAVOUR"                    # 6.12.117+deb12-amd64

@@ -3,28 +3,63 @@
 #
 # make check: run every check in order, each logged to build/check/NAME.log,
 # keep going after a failure, and end with "N passed, N failed".
+#
+#   STAGES="tree roundtrip"   run only these stages, in this order
+#
+# Every stage is a separate process run with 'set -e' in force, so a
+# failing command inside it fails the stage.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
+harness_lock
+
+DEFAULT_STAGES="deps shellcheck tree roundtrip errors make kunit mutants lint send flows readme faults"
+# What each stage runs.
+declare -A RUN=(
+	[deps]="$TOP/scripts/deps.sh"
+	[shellcheck]="$TOP/scripts/test-harness.sh shellcheck"
+	[tree]="$TOP/scripts/tree.sh"
+	[roundtrip]="$TOP/scripts/test-harness.sh roundtrip"
+	[errors]="$TOP/scripts/test-harness.sh errors"
+	[make]="make -C $TOP"
+	[modules]="$TOP/scripts/modules.sh"
+	[smoke]="$TOP/scripts/smoke.sh"
+	[selftests]="$TOP/scripts/selftests.sh"
+	[redgreen]="$TOP/scripts/redgreen.sh"
+	[kunit]="$TOP/scripts/kunit.sh"
+	[mutants]="$TOP/scripts/mutants.sh"
+	[lint]="$TOP/scripts/lint.sh"
+	[send]="$TOP/scripts/test-send.sh"
+	[flows]="$TOP/scripts/test-harness.sh flows"
+	[readme]="$TOP/scripts/test-harness.sh readme"
+	[faults]="$TOP/scripts/test-harness.sh faults"
+)
+read -r -a stages <<<"${STAGES:-$DEFAULT_STAGES}"
+[ ${#stages[@]} -gt 0 ] || die "STAGES is empty"
+for s in "${stages[@]}"; do
+	[ -n "${RUN[$s]+x}" ] || die "no stage '$s'; the stages are: ${!RUN[*]}"
+done
 
 logs=$BUILD/check
 mkdir -p "$logs"
 passed=0
 failed=0
 failures=()
+times=()
 t0=$(date +%s)
 
-# stage NAME CMD...: run CMD, log its output, count the result.
+# stage NAME: run the stage, log its output, count the result.
 stage() {
-	local name=$1 start rc
-	shift
+	local name=$1 start rc=0 secs
+	local -a cmd
+	read -r -a cmd <<<"${RUN[$name]}"
 	start=$(date +%s)
-	msg "[$name] $*"
-	set +e
-	"$@" >"$logs/$name.log" 2>&1
-	rc=$?
-	set -e
-	local secs=$(($(date +%s) - start))
+	msg "[$name] ${cmd[*]#"$TOP"/}"
+	"${cmd[@]}" >"$logs/$name.log" 2>&1 </dev/null || rc=$?
+	# A stage interrupted by Ctrl-C ends make check too.
+	[ "$rc" -eq 130 ] && die "interrupted during stage $name"
+	secs=$(($(date +%s) - start))
+	times+=("$name=${secs}s")
 	if [ $rc -eq 0 ]; then
 		passed=$((passed + 1))
 		printf 'PASS  %-12s %4ds\n' "$name" "$secs"
@@ -35,31 +70,14 @@ stage() {
 		tail -n 25 "$logs/$name.log" | sed 's/^/      | /'
 	fi
 	# Every stage's own verdict lines, so the CI log shows them.
-	grep -E '^(ok|not ok|PASS|FAIL|#|killed|==> .*(passed|killed|table))' "$logs/$name.log" |
+	grep -E '^(ok|not ok|PASS|FAIL|#|killed|SURVIVED|==> .*(passed|killed|table|testing|FAIL))' "$logs/$name.log" |
 		grep -vE '^# (Subtest|TAP)' | tail -n 40 | sed 's/^/      /' || true
 }
 
-roundtrip() {
-	local tmp
-	tmp=$(mktemp -d)
-	"$TOP/scripts/export.sh" "$tmp"
-	diff -r "$tmp" "$TOP/patches"
-	rm -rf "$tmp"
-	echo "PASS make tree && make export is byte-identical"
-}
+for s in "${stages[@]}"; do
+	stage "$s"
+done
 
-stage shellcheck "$TOP/scripts/test-harness.sh" shellcheck
-stage tree       "$TOP/scripts/tree.sh"
-stage roundtrip  roundtrip
-stage errors     "$TOP/scripts/test-harness.sh" errors
-stage modules    "$TOP/scripts/modules.sh"
-stage smoke      "$TOP/scripts/smoke.sh"
-stage kunit      "$TOP/scripts/kunit.sh"
-stage mutants    "$TOP/scripts/mutants.sh"
-stage redgreen   "$TOP/scripts/redgreen.sh"
-stage lint       "$TOP/scripts/lint.sh"
-stage send       "$TOP/scripts/test-send.sh"
-
-msg "make check took $(($(date +%s) - t0)) s${failures[*]:+; failed: ${failures[*]}}"
+msg "make check took $(($(date +%s) - t0)) s (${times[*]})${failures[*]:+; failed: ${failures[*]}}"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

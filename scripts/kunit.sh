@@ -3,12 +3,19 @@
 #
 # Run the KUnit suite of the series (arch/x86/kvm/hyperv_kunit.c) with
 # kunit.py: a KUnit kernel for x86_64 is configured from
-# arch/x86/kvm/.kunitconfig, built with ccache in $CACHE/kunit-build (it
-# survives 'make clean'; a rerun is an incremental build) and booted
-# under QEMU.  The results come from kunit.py's own parser (--json); the
-# suite must pass with at least $KUNIT_MIN_CASES test cases and none failed.
+# arch/x86/kvm/.kunitconfig, built with ccache and booted under QEMU.  The
+# results come from kunit.py's own parser (--json); the suite must pass
+# with at least $KUNIT_MIN_CASES test cases and none failed.
+#
+# kunit.py builds from a mirror of $TREE as it is (committed or not), in
+# $CACHE/kunit/<series>/src, with its build directory beside it: the
+# user's tree is never written to, in-tree build output in it does not
+# bother kunit.py, and every clone of the project shares one incremental
+# build (rsync --checksum leaves unchanged files and their mtimes alone).
+# mutants.sh applies its mutants to the same mirror.
 #
 #   kunit.sh          TREE=<kernel git tree> to test another tree
+#   KUNIT_NO_SYNC=1   run the mirror as it is (mutants.sh)
 #
 # Exit status: 0 passed; 3 the kernel ran but the suite did not pass (failed,
 # crashed or too few test cases); 130 interrupted; 1 anything else (setup,
@@ -16,25 +23,38 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-# One build directory per tree: kbuild records the source path in every
-# .cmd file, so alternating trees in one directory would rebuild it all.
-: "${KUNIT_BUILD:=$CACHE/kunit-build/$(basename "$TREE")-$(printf %s "$TREE" | cksum | cut -d' ' -f1)}"
+KUNIT_HOME=$CACHE/kunit/$SERIES
+KUNIT_SRC=$KUNIT_HOME/src
+: "${KUNIT_BUILD:=$KUNIT_HOME/build}"
 : "${KUNIT_MIN_CASES:=20}"
 KUNIT_SUITE=kvm_hyperv_tlb_flush
 KUNIT_DIR=arch/x86/kvm
 
-need_pkgs gcc make ccache bc flex bison libelf-dev libssl-dev python3 qemu-system-x86
+harness_lock
+harness_lock "$KUNIT_HOME"
+need_stage kunit
 
-git -C "$TREE" rev-parse --git-dir >/dev/null 2>&1 ||
-	die "no kernel git tree at $TREE; run 'make tree' first (or set TREE=)"
-[ -f "$TREE/$KUNIT_DIR/.kunitconfig" ] ||
-	die "$TREE has no $KUNIT_DIR/.kunitconfig, so the KUnit patch is not in it; add it to patches/ and run 'make tree', or set TREE= to a tree that has it"
-
-# kunit.py builds with O=, which the kernel refuses next to in-tree output.
-for f in .config include/config include/generated arch/x86/include/generated vmlinux; do
-	[ -e "$TREE/$f" ] &&
-		die "$TREE has in-tree build output ($f), which kunit.py refuses; run 'make -C $TREE mrproper' (it deletes the in-tree .config and build files)"
-done
+if [ -z "${KUNIT_NO_SYNC:-}" ]; then
+	is_git_tree "$TREE" ||
+		die "no kernel git tree at $TREE; run 'make tree' first (or set TREE=)"
+	[ -f "$TREE/$KUNIT_DIR/.kunitconfig" ] ||
+		die "$TREE has no $KUNIT_DIR/.kunitconfig, so the KUnit patch is not in it; add it to patches/ and run 'make tree', or set TREE= to a tree that has it"
+	tree_report
+	msg "mirroring ${TREE#"$TOP"/} (as it is, committed or not) into $KUNIT_SRC"
+	ms=$(date +%s)
+	mkdir -p "$KUNIT_SRC"
+	# In-tree build output is left out: kunit.py builds with O=, which the
+	# kernel refuses next to it.
+	rsync -rlc --delete --exclude=/.git --exclude=/.kunit/ --exclude='/.config*' \
+		--exclude=/include/config/ --exclude=/include/generated/ \
+		--exclude='/arch/*/include/generated/' --exclude='*.o' --exclude='*.ko' \
+		--exclude='*.a' --exclude='.*.cmd' --exclude='*.mod' --exclude='*.mod.c' \
+		--exclude='/vmlinux*' --exclude=/System.map --exclude=/Module.symvers \
+		--exclude='/modules.*' --exclude='/.tmp_*' \
+		"$TREE/" "$KUNIT_SRC/"
+	msg "mirror in sync in $(($(date +%s) - ms)) s"
+fi
+[ -f "$KUNIT_SRC/$KUNIT_DIR/.kunitconfig" ] || die "no mirror in $KUNIT_SRC; run 'make kunit'"
 
 mkdir -p "$KUNIT_BUILD" "$CCACHE_DIR"
 json=$KUNIT_BUILD/results.json
@@ -45,10 +65,17 @@ rm -f "$json"
 # a tree built before.  Different trees do not share hits: with O= outside
 # the source tree kbuild passes absolute source paths, which end up in
 # ccache's keys even when made relative with CCACHE_BASEDIR.
-msg "kunit.py run in ${TREE}, build directory $KUNIT_BUILD"
+msg "kunit.py run in $KUNIT_SRC, build directory $KUNIT_BUILD"
 start=$(date +%s)
 rc=0
-(cd "$TREE" && ./tools/testing/kunit/kunit.py run --arch=x86_64 \
+# Newer kunit.py asks QEMU for -accel kvm first.  On a host whose CPU has
+# no vmx/svm, a /dev/kvm that exists cannot run the guest and QEMU hangs;
+# hide it in a private mount namespace so that QEMU falls back to TCG.
+hide_kvm=()
+if [ -e /dev/kvm ] && ! grep -qw -e vmx -e svm /proc/cpuinfo && [ "$(id -u)" -eq 0 ]; then
+	hide_kvm=(unshare -m sh -c 'mount --bind /dev/null /dev/kvm && exec "$@"' hide-kvm)
+fi
+(cd "$KUNIT_SRC" && "${hide_kvm[@]}" ./tools/testing/kunit/kunit.py run --arch=x86_64 \
 	--kunitconfig="$KUNIT_DIR" --build_dir="$KUNIT_BUILD" \
 	--jobs="$(nproc)" --make_options "CC=ccache gcc" --json="$json") \
 	>"$log" 2>&1 || rc=$?

@@ -10,9 +10,27 @@
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${BUILD:=$TOP/build}"
+BUILD=$(realpath -m "$BUILD")
 : "${CACHE:=${XDG_CACHE_HOME:-$HOME/.cache}/kvm-hv-flush}"
-: "${TREE:=$BUILD/tree}"
+# What must outlive 'make distclean': the records of sent versions.
+: "${STATE:=${XDG_STATE_HOME:-$HOME/.local/state}/kvm-hv-flush}"
 export CCACHE_DIR="${CCACHE_DIR:-$CACHE/ccache}"
+
+# The series: SERIES=stable (the 6.12.y backport, default) or mainline.
+: "${SERIES:=stable}"
+case $SERIES in
+stable) SERIES_DIR=6.12.y ;;
+mainline) SERIES_DIR=mainline ;;
+*) printf 'ERROR: SERIES must be stable or mainline, not %s\n' "'$SERIES'" >&2; exit 1 ;;
+esac
+if [ "$SERIES" = stable ]; then
+	: "${TREE:=$BUILD/tree}"
+else
+	: "${TREE:=$BUILD/tree-$SERIES}"
+fi
+TREE=$(realpath -m "$TREE")
+: "${PATCHES:=$TOP/patches/$SERIES_DIR}"
+PATCHES=$(realpath -m "$PATCHES")
 
 # The branch that carries the series in $TREE, and the tag of its base.
 SERIES_BRANCH=hv-flush-ranges
@@ -27,6 +45,115 @@ FIXED_DATE="2026-01-01T00:00:00Z"
 msg()  { printf '==> %s\n' "$*" >&2; }
 warn() { printf 'WARNING: %s\n' "$*" >&2; }
 die()  { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+
+# --- cleanup and interrupts --------------------------------------------------
+# Cleanup commands run once at exit, whatever ends the script: success,
+# an error, Ctrl-C (SIGINT) or SIGTERM.  A trapped signal also interrupts
+# a 'wait', so a script waiting for QEMU reacts at once.
+CLEANUPS=()
+on_exit() { CLEANUPS+=("$1"); }
+run_cleanups() {
+	local i
+	for ((i = ${#CLEANUPS[@]} - 1; i >= 0; i--)); do
+		eval "${CLEANUPS[i]}" || true
+	done
+	CLEANUPS=()
+}
+trap run_cleanups EXIT
+trap 'msg "interrupted"; exit 130' INT
+trap 'msg "terminated"; exit 143' TERM
+trap 'exit 129' HUP
+
+# --- one harness command at a time per build directory -----------------------
+# Every script takes the lock of its build directory; scripts it runs
+# inherit it.  A second command waits for the first (LOCK_WAIT seconds,
+# default an hour; LOCK_WAIT=0 refuses at once).
+# shellcheck disable=SC2120 # no argument: the build directory
+harness_lock() {
+	local dir=${1:-$BUILD} var=KVM_HV_LOCKED fd
+	case ":${!var:-}:" in *":$dir:"*) return 0 ;; esac
+	mkdir -p "$dir"
+	# Marks a build directory as the harness's: 'make clean' deletes only such.
+	[ "$dir" != "$BUILD" ] || [ -e "$dir/.kvm-hv-flush-build" ] ||
+		echo "a build directory of $TOP" >"$dir/.kvm-hv-flush-build"
+	exec {fd}>>"$dir/.lock"
+	if ! flock -n "$fd"; then
+		local who
+		who=$(cat "$dir/.lock.who" 2>/dev/null || echo "another harness command")
+		[ "${LOCK_WAIT:-3600}" -gt 0 ] ||
+			die "$dir is in use by $who; wait for it to finish or use another BUILD="
+		msg "waiting for $who to finish with $dir (LOCK_WAIT=${LOCK_WAIT:-3600} s)"
+		flock -w "${LOCK_WAIT:-3600}" "$fd" ||
+			die "$dir is still in use by $who after ${LOCK_WAIT:-3600} s; try again later or use another BUILD="
+	fi
+	printf '%s (pid %s)\n' "$(basename "$0") ${*:2}" "$$" >"$dir/.lock.who"
+	export KVM_HV_LOCKED="${!var:+${!var}:}$dir"
+}
+
+# --- packages: one list of what each stage needs ------------------------------
+# The Debian packages each stage needs.  'make deps' installs and probes
+# them all; each script asks for its own with need_stage.
+declare -A STAGE_PKGS=(
+	[base]="git xz-utils ca-certificates"
+	[tree]="git python3"
+	[modules]="gcc-12 gcc make ccache rsync bc flex bison libelf-dev libssl-dev dwarves kmod"
+	[qemu]="qemu-system-x86 busybox-static xz-utils cpio coreutils"
+	[selftests]="gcc make libc6-dev rsync flex bison bc"
+	[kunit]="gcc make ccache bc flex bison libelf-dev libssl-dev python3 qemu-system-x86 rsync"
+	[lint]="git perl gcc-12 make ccache rsync sparse python3 python3-ply python3-git python3-yaml python3-sphinx python3-sphinx-rtd-theme"
+	[send]="git git-email libmailtools-perl python3"
+	[test-send]="git git-email libmailtools-perl python3-aiosmtpd"
+	[harness]="shellcheck util-linux"
+)
+
+# The probe that shows a stage's programs really work, not only exist.
+probe_stage() {
+	case $1 in
+	modules | kunit) ccache --version >/dev/null && gcc --version >/dev/null && flex --version >/dev/null ;;
+	qemu)
+		qemu-system-x86_64 -version >/dev/null &&
+			# The guest has no libc: busybox must be the static one.
+			! ldd /bin/busybox >/dev/null 2>&1 && /bin/busybox timeout --help >/dev/null 2>&1
+		;;
+	lint)
+		sparse --version >/dev/null 2>&1 || return 1
+		python3 -c 'import ply, git, yaml, sphinx' 2>/dev/null ||
+			/usr/bin/python3 -c 'import ply, git, yaml, sphinx'
+		;;
+	send | test-send)
+		# git send-email loads Mail::Address when it parses an address;
+		# --dry-run with a dummy patch proves it runs end to end.
+		local d rc=0
+		d=$(mktemp -d)
+		printf 'From: A <a@example.invalid>\nSubject: [PATCH] probe\n\nprobe\n---\n' >"$d/0001-probe.patch"
+		(cd "$d" && GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_COMMITTER_NAME=probe GIT_AUTHOR_NAME=probe \
+			GIT_COMMITTER_EMAIL=probe@example.invalid GIT_AUTHOR_EMAIL=probe@example.invalid git send-email --dry-run \
+			--confirm=never --to=probe@example.invalid --from=probe@example.invalid \
+			--smtp-server=/bin/true 0001-probe.patch) >"$d/log" 2>&1 || rc=$?
+		[ "$rc" -eq 0 ] || sed 's/^/    /' "$d/log" >&2
+		rm -rf "$d"
+		[ "$rc" -eq 0 ] || return 1
+		[ "$1" = send ] || /usr/bin/python3 -c 'import aiosmtpd'
+		;;
+	harness) shellcheck --version >/dev/null && flock --version >/dev/null ;;
+	*) true ;;
+	esac
+}
+
+# need_stage STAGE...: install the stages' packages and probe them.
+need_stage() {
+	local s pkgs=()
+	for s; do
+		[ -n "${STAGE_PKGS[$s]+x}" ] || die "internal: no package list for stage '$s'"
+		read -r -a p <<<"${STAGE_PKGS[$s]}"
+		pkgs+=("${p[@]}")
+	done
+	need_pkgs "${pkgs[@]}"
+	for s; do
+		probe_stage "$s" ||
+			die "the programs of stage '$s' are installed but do not work (see above); reinstall them: apt-get install --reinstall ${STAGE_PKGS[$s]}"
+	done
+}
 
 # need_cmd CMD PACKAGE: make sure CMD exists, installing PACKAGE as root.
 need_cmd() {
@@ -45,11 +172,14 @@ need_pkgs() {
 	done
 	[ ${#missing[@]} -eq 0 ] && return 0
 	if [ "$(id -u)" -ne 0 ]; then
-		die "missing packages: ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}"
+		die "missing packages: ${missing[*]}; install them with: sudo apt-get install -y --no-install-recommends ${missing[*]}"
 	fi
 	msg "installing ${missing[*]}"
+	# dpkg allows one installer at a time; so do we.
+	mkdir -p "$CACHE"
+	exec {aptfd}>>"$CACHE/.apt.lock"
+	flock "$aptfd"
 	if [ ! -f "$CACHE/.apt-updated" ] || [ -n "$(find "$CACHE/.apt-updated" -mmin +1440)" ]; then
-		mkdir -p "$CACHE"
 		apt-get update -qq && touch "$CACHE/.apt-updated"
 	fi
 	local log
@@ -58,11 +188,14 @@ need_pkgs() {
 		"${missing[@]}" >"$log" 2>&1; then
 		tail -n 20 "$log" >&2
 		rm -f "$log"
-		die "apt-get install -y ${missing[*]} failed (see above)"
+		exec {aptfd}>&-
+		die "apt-get install -y --no-install-recommends ${missing[*]} failed (see above)"
 	fi
 	rm -f "$log"
+	exec {aptfd}>&-
 }
 
+# --- the base ------------------------------------------------------------------
 # Set by base_env from the cache's base.env (written by base.sh).
 BASE_VER='' KREL='' BASE_REPO='' HDRS='' VMLINUZ='' STOCK_MODDIR=''
 
@@ -71,4 +204,83 @@ base_env() {
 	[ -f "$CACHE/base.env" ] || die "no base in $CACHE; run 'make base' first"
 	# shellcheck source=/dev/null
 	. "$CACHE/base.env"
+}
+
+# --- the tree and where it came from ---------------------------------------------
+# tree.sh records in $TREE/.git/kvm-hv-flush/: 'owner' (the harness made
+# this tree and may replace it), 'origin' (the base: Debian's source or a
+# KSRC), 'desc', 'series', 'patches-id' (a hash of the patches it was
+# built from) and 'export/' (what it exported to as built).
+tree_meta_dir() {
+	local gd
+	gd=$(git -C "${1:-$TREE}" rev-parse --path-format=absolute --git-dir 2>/dev/null) || return 1
+	printf '%s/kvm-hv-flush\n' "$gd"
+}
+tree_meta() { # tree_meta KEY [TREE]
+	local d
+	d=$(tree_meta_dir "${2:-$TREE}") || return 0
+	cat "$d/$1" 2>/dev/null || true
+}
+is_git_tree() { git -C "$1" rev-parse --is-inside-work-tree >/dev/null 2>&1; }
+
+# tree_require: $TREE is a kernel git tree with the base tag.
+tree_require() {
+	is_git_tree "$TREE" || die "no git tree at $TREE; run 'make tree' first (or set TREE=)"
+	git -C "$TREE" rev-parse -q --verify "refs/tags/$BASE_TAG" >/dev/null ||
+		die "$TREE has no '$BASE_TAG' tag; 'make tree' makes a tree with it (TREE= trees need it too: git -C $TREE tag $BASE_TAG <base commit>)"
+}
+
+# export_to DIR [TREE]: the series of TREE as format-patch files in DIR.
+export_to() {
+	local out=$1 tree=${2:-$TREE}
+	mkdir -p "$out"
+	GIT_COMMITTER_NAME=$PH_NAME GIT_COMMITTER_EMAIL=$PH_EMAIL \
+	GIT_COMMITTER_DATE=$FIXED_DATE \
+		git -C "$tree" -c core.abbrev=12 -c diff.noprefix=false format-patch -q \
+			--cover-letter --cover-from-description=subject \
+			--zero-commit --no-signature --base="$BASE_TAG" \
+			-o "$out" "$BASE_TAG..HEAD"
+}
+
+# patches_id DIR: one hash of the series files in DIR.
+patches_id() {
+	(cd "$1" 2>/dev/null && find . -maxdepth 1 -name '*.patch' | sort | xargs -r cat) | sha1sum | cut -c1-12
+}
+
+# tree_diff: how $TREE differs from the patches it was built from, as
+# lines on stdout: "commits" when its commits are not those patches,
+# "uncommitted FILE..." when files are changed but not committed.
+tree_diff() {
+	local d tmp
+	d=$(tree_meta_dir) || return 0
+	tmp=$(mktemp -d)
+	if ! export_to "$tmp" 2>/dev/null || [ ! -d "$d/export" ] ||
+		! diff -qr "$tmp" "$d/export" >/dev/null 2>&1; then
+		echo commits
+	fi
+	rm -rf "$tmp"
+	local files
+	files=$(git -C "$TREE" status --porcelain --untracked-files=no | awk '{ print $NF }' | head -n 5 | tr '\n' ' ')
+	[ -z "$files" ] || echo "uncommitted ${files% }"
+}
+
+# tree_report: say what is being tested, and how it differs from patches/.
+tree_report() {
+	local desc diffs parts=()
+	desc=$(tree_meta desc)
+	diffs=$(tree_diff)
+	if [ -z "$(tree_meta owner)" ]; then
+		msg "testing $TREE (your tree, used as it is)"
+		return 0
+	fi
+	grep -q '^commits$' <<<"$diffs" && parts+=("commits not in ${PATCHES#"$TOP"/}")
+	grep -q '^uncommitted' <<<"$diffs" && parts+=("uncommitted changes in $(sed -n 's/^uncommitted //p' <<<"$diffs")")
+	if [ "$(patches_id "$PATCHES")" != "$(tree_meta patches-id)" ]; then
+		parts+=("${PATCHES#"$TOP"/} changed since the tree was built; 'make tree' rebuilds it")
+	fi
+	if [ ${#parts[@]} -eq 0 ]; then
+		msg "testing ${TREE#"$TOP"/} = ${PATCHES#"$TOP"/} on ${desc:-its base}"
+	else
+		msg "testing ${TREE#"$TOP"/} as it is, on ${desc:-its base}, with $(printf '%s; ' "${parts[@]}" | sed 's/; $//')"
+	fi
 }

@@ -18,18 +18,21 @@
 # The steps are checked out, one after the other, in build/lint-tree, a
 # sparse checkout that borrows the objects of $TREE, so $TREE itself is
 # never touched.  Exits non-zero when a check fails.
+#
+#   LINT_CHECKS="checkpatch maintainers"   run only these checks
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-need_pkgs git perl gcc-12 make ccache rsync sparse python3 python3-ply \
-	python3-git python3-yaml python3-sphinx python3-sphinx-rtd-theme
+harness_lock
+need_stage lint
 t0=$(date +%s)
 out=$BUILD/lint
 wt=$BUILD/lint-tree
+: "${LINT_CHECKS:=checkpatch maintainers build kernel-doc htmldocs}"
+want() { [[ " $LINT_CHECKS " == *" $1 "* ]]; }
 
-git -C "$TREE" rev-parse --git-dir >/dev/null 2>&1 || die "no tree at $TREE; run 'make tree' first"
-git -C "$TREE" rev-parse -q --verify "refs/tags/$BASE_TAG" >/dev/null ||
-	die "$TREE has no '$BASE_TAG' tag; recreate it with 'make tree FORCE=1'"
+tree_require
+tree_report
 base=$(git -C "$TREE" rev-parse "$BASE_TAG^{commit}")
 head=$(git -C "$TREE" rev-parse HEAD)
 mapfile -t commits < <(git -C "$TREE" rev-list --reverse "$base..$head")
@@ -58,8 +61,9 @@ result() { # result PASS|FAIL NAME DETAIL
 }
 
 # --- checkpatch -------------------------------------------------------------
-if [ "$TREE" = "$BUILD/tree" ]; then
-	pdir=$TOP/patches
+if [ "$TREE" = "$BUILD/tree" ] && [ -z "$(tree_diff)" ] &&
+	[ "$(patches_id "$PATCHES")" = "$(tree_meta patches-id)" ]; then
+	pdir=$PATCHES
 else
 	pdir=$out/patches
 	rm -rf "$pdir"
@@ -83,6 +87,7 @@ unknown=$(sed -n 's/^Fixes: \([0-9a-f]\{6,40\}\) .*/\1/p' "${patches[@]}" | sort
 [ -n "$unknown" ] && ignore+=(UNKNOWN_COMMIT_ID)
 ign=$(IFS=,; echo "${ignore[*]}")
 
+if want checkpatch; then
 msg "checkpatch --strict on ${#patches[@]} patches of ${pdir#"$TOP"/}${ign:+ (ignoring $ign: Fixes: ${unknown% } is not in the tree)}"
 mkdir -p "$out/checkpatch"
 rm -f "$out/checkpatch"/*.log
@@ -106,10 +111,12 @@ if [ ${#bad[@]} -eq 0 ]; then
 else
 	result FAIL checkpatch "$e errors, $w warnings, $c checks in ${bad[*]} (logs in ${out#"$TOP"/}/checkpatch)"
 fi
+fi
 
 # --- maintainers ------------------------------------------------------------
 # Every file the series adds must belong to the KVM Hyper-V entry, as
 # scripts/get_maintainer.pl sees it in $TREE (at HEAD).
+if want maintainers; then
 entry="KVM X86 HYPER-V (KVM/hyper-v)"
 mapfile -t added < <(git -C "$TREE" diff --name-only --diff-filter=AR "$base" "$head")
 uncovered=()
@@ -123,8 +130,10 @@ if [ ${#uncovered[@]} -eq 0 ]; then
 else
 	result FAIL maintainers "get_maintainer.pl does not name $entry for: ${uncovered[*]}"
 fi
+fi
 
 # --- build-w1 and sparse, one step at a time --------------------------------
+if want build; then
 common=$(git -C "$TREE" rev-parse --path-format=absolute --git-common-dir)
 if [ ! -d "$wt/.git" ]; then
 	msg "creating ${wt#"$TOP"/} (sparse checkout sharing the objects of $TREE)"
@@ -154,7 +163,9 @@ norm() {
 # incremental: make rebuilds exactly what changed, everything else was
 # checked at an earlier step.
 stamp=$(cat "$TOP/scripts/modules.sh" "$0" | sha1sum | cut -c1-12)
-mkdir -p "$out/results"
+# Shared by every clone: a commit id names the same tree everywhere.
+wcache=$CACHE/lint-results
+mkdir -p "$wcache"
 build_fail=() new_w1=() new_sp=() cached=0 full=1
 nsteps=$((${#commits[@]} + 1))
 for ((k = 0; k < nsteps; k++)); do
@@ -164,7 +175,7 @@ for ((k = 0; k < nsteps; k++)); do
 		c=${commits[k - 1]}
 		label="$k/${#commits[@]} $(git -C "$TREE" log -1 --format=%s "$c")"
 	fi
-	res=$out/results/$c-$stamp.warnings
+	res=$wcache/$c-$stamp.warnings
 	if [ -f "$res" ]; then
 		cp "$res" "$out/step-$k.warnings"
 		cached=$((cached + 1)) full=1
@@ -179,7 +190,7 @@ for ((k = 0; k < nsteps; k++)); do
 		msg "step $label: W=1 C=1 build"
 		# Later steps build incrementally: what make rebuilds is exactly what
 		# changed, and everything else was checked at an earlier step.
-		if ! W=1 C=1 TREE=$wt "$TOP/scripts/modules.sh" "$bdir" >"$log" 2>&1; then
+		if ! W=1 C=1 MODULES_QUIET=1 TREE=$wt "$TOP/scripts/modules.sh" "$bdir" >"$log" 2>&1; then
 			[ "$k" -eq 0 ] && { sed 's/^/    /' "$log" | tail -20 >&2; die "the base does not build out of tree (log: $log); fix that first"; }
 			build_fail+=("$label")
 			sed 's/^/    /' "$log" | grep -E 'error|ERROR' | head -10 >&2 || true
@@ -208,10 +219,21 @@ else
 	printf '    new: %s\n' "${new_sp[@]}" >&2
 	result FAIL sparse "${#new_sp[@]} new sparse warnings (logs: ${out#"$TOP"/}/step-*.log)"
 fi
-# From here on, lint-tree is at HEAD.
-git -C "$wt" checkout -q --detach -f "$head"
+fi
 
-# --- kernel-doc -------------------------------------------------------------
+# --- kernel-doc and htmldocs read lint-tree at HEAD ---------------------------
+if want kernel-doc || want htmldocs; then
+common=$(git -C "$TREE" rev-parse --path-format=absolute --git-common-dir)
+if [ ! -d "$wt/.git" ]; then
+	rm -rf "$wt"
+	git init -q "$wt"
+	git -C "$wt" sparse-checkout set --cone arch/x86/kvm arch/x86/include virt \
+		include Documentation scripts tools/net/ynl
+fi
+printf '%s/objects\n' "$common" >"$wt/.git/objects/info/alternates"
+git -C "$wt" checkout -q --detach -f "$head"
+fi
+if want kernel-doc; then
 kd=()
 for f in "${touched[@]}"; do
 	case $f in *.c | *.h) [ -f "$wt/$f" ] && kd+=("$f") ;; esac
@@ -224,8 +246,10 @@ else
 	printf '    %s\n' "$kout" >&2
 	result FAIL kernel-doc "$(grep -c . <<<"$kout") lines of output on ${kd[*]}"
 fi
+fi
 
 # --- htmldocs ---------------------------------------------------------------
+if want htmldocs; then
 mapfile -t docs < <(printf '%s\n' "${touched[@]}" | grep '^Documentation/' || true)
 if [ ${#docs[@]} -eq 0 ]; then
 	result PASS htmldocs "no Documentation changes"
@@ -256,6 +280,7 @@ else
 		tail -20 "$dlog" | sed 's/^/    /' >&2
 		result FAIL htmldocs "make htmldocs failed (log: ${dlog#"$TOP"/})"
 	fi
+fi
 fi
 
 printf '%s\n' "${results[@]}"

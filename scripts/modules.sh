@@ -14,11 +14,13 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 out=$(realpath -m "${1:-$BUILD/modules/patched}")
-need_pkgs gcc-12 make ccache rsync bc flex bison libelf-dev libssl-dev dwarves kmod
+harness_lock
+need_stage modules
 base_env
-git -C "$TREE" rev-parse --git-dir >/dev/null 2>&1 || die "no git tree at $TREE; run 'make tree' first"
-git -C "$TREE" rev-parse -q --verify "refs/tags/$BASE_TAG" >/dev/null ||
-	die "$TREE has no '$BASE_TAG' tag; recreate it with 'make tree FORCE=1'"
+tree_require
+[ "$SERIES" = stable ] ||
+	die "SERIES=$SERIES: out-of-tree modules are built for Debian's $KREL only; the $SERIES series is tested in its own kernel build"
+[ -n "${MODULES_QUIET:-}" ] || tree_report
 
 src=$out/src
 mkdir -p "$src/arch/x86" "$src/virt" "$src/overlay"
@@ -36,11 +38,12 @@ sed -i -e 's|^ccflags-y += -I $(srctree)/arch/x86/kvm$|ccflags-y += -I $(src)|' 
 grep -qF 'include $(src)/../../../virt/kvm/Makefile.kvm' "$src/arch/x86/kvm/Makefile" ||
 	die "arch/x86/kvm/Makefile in $TREE has an unexpected layout; cannot build it out of tree"
 
-# Headers changed by the series go in front of the packaged ones.  The
+# Headers changed by the series (committed or not) go in front of the
+# packaged ones.  The
 # overlay's include/ is always on the path: the trace headers name their
 # directory relative to it (TRACE_INCLUDE_PATH ../../arch/x86/kvm), which
 # then resolves to the mirrored arch/x86/kvm.
-mapfile -t hdrs < <(git -C "$TREE" diff --name-only "$BASE_TAG" HEAD -- include arch/x86/include)
+mapfile -t hdrs < <(git -C "$TREE" diff --name-only "$BASE_TAG" -- include arch/x86/include)
 rm -rf "$src/overlay"
 mkdir -p "$src/overlay/include"
 if [ ${#hdrs[@]} -gt 0 ]; then

@@ -2,14 +2,16 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Mutation testing of the KUnit suite: every mutants/*.patch breaks the PV
-# TLB flush range helper in arch/x86/kvm/hyperv.c in one plausible way.  Each
-# is applied in turn to $TREE, the suite is rebuilt incrementally and run
-# with scripts/kunit.sh, and it must fail ("kill" the mutant).  hyperv.c is
-# always restored from git afterwards.  The mutants are never part of the
-# series.  A mutant is a "Mutant: <what it breaks>" line followed by a diff
-# of arch/x86/kvm/hyperv.c that 'git apply' takes.
+# TLB flush range helper in arch/x86/kvm/hyperv.c in one plausible way.
+# Each is applied in turn to kunit.sh's mirror of $TREE (a scratch copy
+# the harness owns, never $TREE itself), the suite is rebuilt
+# incrementally and run, and it must fail ("kill" the mutant).  The mirror's
+# hyperv.c is put back from $TREE after each mutant.  The mutants are never
+# part of the series.  A mutant is a "Mutant: <what it breaks>" line
+# followed by a diff of arch/x86/kvm/hyperv.c that 'git apply' takes.
 #
-#   mutants.sh [MUTANT.patch...]   default: every mutants/*.patch
+#   mutants.sh [MUTANT.patch...]   default: every $MUTANTS_DIR/*.patch
+#                                  (MUTANTS_DIR defaults to mutants/)
 #
 # Exits non-zero unless the unmutated suite passes and every mutant is killed.
 set -euo pipefail
@@ -17,54 +19,56 @@ set -euo pipefail
 
 target=arch/x86/kvm/hyperv.c
 kunit=$TOP/scripts/kunit.sh
+KUNIT_SRC=$CACHE/kunit/$SERIES/src
+: "${MUTANTS_DIR:=$TOP/mutants}"
 
 if [ $# -gt 0 ]; then
 	mutants=()
 	for m in "$@"; do
 		[ -f "$m" ] || die "no mutant file $m"
-		mutants+=("$(realpath "$m")")	# git -C "$TREE" would resolve it in $TREE
+		mutants+=("$(realpath "$m")")
 	done
 else
-	mutants=("$TOP"/mutants/*.patch)
+	mutants=("$MUTANTS_DIR"/*.patch)
 fi
-[ -e "${mutants[0]}" ] || die "no mutants in $TOP/mutants"
+[ -e "${mutants[0]}" ] || die "no mutants in $MUTANTS_DIR"
 
-git -C "$TREE" rev-parse --git-dir >/dev/null 2>&1 ||
-	die "no kernel git tree at $TREE; run 'make tree' first (or set TREE=)"
+harness_lock
+harness_lock "$CACHE/kunit/$SERIES"
+is_git_tree "$TREE" || die "no kernel git tree at $TREE; run 'make tree' first (or set TREE=)"
 [ -f "$TREE/$target" ] || die "$TREE has no $target"
-[ -z "$(git -C "$TREE" status --porcelain)" ] ||
-	die "$TREE has uncommitted changes; commit or stash them first ('git -C $TREE status'): the mutants are applied to its $target and it is restored with 'git checkout'"
-for m in "${mutants[@]}"; do
-	git -C "$TREE" apply --check "$m" 2>/dev/null ||
-		die "mutant $(basename "$m") no longer applies to $TREE/$target; regenerate it against the current kvm_hv_flush_gva_range()"
-done
 
 logs=$BUILD/mutants
 mkdir -p "$logs"
 
-restore() { git -C "$TREE" checkout -q -- "$target"; }
-trap restore EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
 start=$(date +%s)
-msg "unmutated suite first: it must pass"
+msg "unmutated suite first (this also mirrors ${TREE#"$TOP"/}): it must pass"
 rc=0
 "$kunit" >"$logs/unmutated.log" 2>&1 || rc=$?
 [ "$rc" -ne 130 ] || die "interrupted"
 [ "$rc" -eq 0 ] ||
 	die "the unmutated suite does not pass in $TREE, so killing mutants means nothing; see $logs/unmutated.log or run 'make kunit'"
+grep '^==> testing' "$logs/unmutated.log" >&2 || true
+
+for m in "${mutants[@]}"; do
+	(cd "$KUNIT_SRC" && git apply --check "$m" 2>/dev/null) ||
+		die "mutant $(basename "$m") no longer applies to $target of ${TREE#"$TOP"/}; regenerate it against the current kvm_hv_flush_gva_range()"
+done
+
+# A fresh copy (new mtime) so that kbuild rebuilds it after a mutant.
+restore() { cp "$TREE/$target" "$KUNIT_SRC/$target"; }
+on_exit restore
 
 killed=0
 results=()
 for m in "${mutants[@]}"; do
 	name=$(basename "$m" .patch)
-	what=$(sed -n 's/^Mutant: //p' "$m")
-	msg "mutant $name: ${what:-?}"
-	git -C "$TREE" apply "$m" || die "mutant $name does not apply to $TREE/$target"
+	mdesc=$(sed -n 's/^Mutant: //p' "$m")
+	msg "mutant $name: ${mdesc:-?}"
+	(cd "$KUNIT_SRC" && git apply "$m") || die "mutant $name does not apply to the mirror of $target"
 	t0=$(date +%s)
 	rc=0
-	"$kunit" >"$logs/$name.log" 2>&1 || rc=$?
+	KUNIT_NO_SYNC=1 "$kunit" >"$logs/$name.log" 2>&1 || rc=$?
 	restore
 	secs=$(($(date +%s) - t0))
 	# "failed test: SUITE.CASE[.PARAMETER] (STATUS)", shortened to CASE[.PARAMETER]

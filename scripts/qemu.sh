@@ -5,13 +5,15 @@
 # shellcheck shell=bash
 
 : "${QEMU_TIMEOUT:=300}"
+# Where the patched modules are taken from (make modules puts them here).
+: "${PATCHED_MODS_DIR:=$BUILD/modules/patched}"
 
 # The guest prints "@@<TAG> ..." lines on the serial console; everything
 # else is kernel or test output.
 
 # qemu_need_pkgs: the packages a boot needs.
 qemu_need_pkgs() {
-	need_pkgs qemu-system-x86 busybox-static xz-utils cpio coreutils
+	need_stage qemu
 }
 
 # qemu_host_has_virt: true when the host CPU itself can run KVM guests.
@@ -59,7 +61,7 @@ qemu_stage_modules() {
 	for m in kvm kvm-amd kvm-intel; do
 		case $mods in
 		patched)
-			src=$BUILD/modules/patched/$m.ko
+			src=$PATCHED_MODS_DIR/$m.ko
 			[ -f "$src" ] || die "missing $src; run 'make modules' first"
 			cp "$src" "$dir/$m.ko"
 			;;
@@ -119,16 +121,47 @@ qemu_pack() {
 # qemu_boot INITRD LOG CPU: boot the Debian kernel with INITRD, the serial
 # console goes to LOG (CRs stripped), guest progress lines to stderr.
 # Returns QEMU's status (124 on timeout).
+#
+# QEMU runs in the background under 'timeout' (which puts it in a process
+# group of its own, out of reach of a Ctrl-C), and the script waits for
+# it; a cleanup registered with on_exit kills it by its pid file when the
+# script ends for any reason, Ctrl-C and SIGTERM included.
+QEMU_PIDFILE=
+qemu_kill() {
+	[ -n "$QEMU_PIDFILE" ] || return 0
+	# The pid file's name is unique to this boot and on the command line
+	# of both 'timeout' and QEMU, so this finds them even before QEMU
+	# wrote the file.
+	local pat="-pidfile $QEMU_PIDFILE"
+	if pgrep -f -- "$pat" >/dev/null; then
+		msg "stopping QEMU"
+		pkill -TERM -f -- "$pat" || true
+		for _ in 1 2 3 4 5 6 7 8 9 10; do
+			pgrep -f -- "$pat" >/dev/null || break
+			sleep 0.5
+		done
+		pkill -KILL -f -- "$pat" || true
+	fi
+	rm -f "$QEMU_PIDFILE"
+}
 qemu_boot() {
-	local initrd=$1 log=$2 cpu=$3 rc
+	local initrd=$1 log=$2 cpu=$3 rc=0 job
 	qemu_set_args "$cpu"
-	set +e
-	timeout -k 10 "$QEMU_TIMEOUT" qemu-system-x86_64 "${QEMU_ARGS[@]}" \
-		-kernel "$VMLINUZ" -initrd "$initrd" \
-		-append "console=ttyS0 loglevel=3 panic=-1" </dev/null 2>&1 |
-		tr -d '\r' | tee "$log" | sed -un 's/^@@PROGRESS /==>   guest: /p' >&2
-	rc=${PIPESTATUS[0]}
-	set -e
+	QEMU_PIDFILE=$(mktemp -u "${TMPDIR:-/tmp}/kvm-hv-qemu.XXXXXX")
+	if [[ " ${CLEANUPS[*]} " != *" qemu_kill "* ]]; then
+		on_exit qemu_kill
+	fi
+	(
+		set -o pipefail
+		timeout -k 10 "$QEMU_TIMEOUT" qemu-system-x86_64 "${QEMU_ARGS[@]}" \
+			-pidfile "$QEMU_PIDFILE" -name kvm-hv-flush \
+			-kernel "$VMLINUZ" -initrd "$initrd" \
+			-append "console=ttyS0 loglevel=3 panic=-1 ${QEMU_APPEND:-}" </dev/null 2>&1 |
+			tr -d '\r' | tee "$log" | sed -un 's/^@@PROGRESS /==>   guest: /p' >&2
+	) &
+	job=$!
+	wait "$job" || rc=$?
+	qemu_kill
 	return "$rc"
 }
 

@@ -6,8 +6,11 @@
 # Hyper-V selftest suite against the patched modules, where everything
 # must pass.  Prints a table; exits non-zero unless stock is red and
 # patched is green everywhere.  Logs go to build/redgreen/.
+#
+#   REDGREEN_CPUS="48 la57"   the CPU models to run (default both)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+harness_lock
 
 NEW_TEST=hyperv_tlb_flush_ranges
 out=$BUILD/redgreen
@@ -22,7 +25,7 @@ fi
 rows=()
 bad=0
 start=$(date +%s)
-for cpu in 48 la57; do
+for cpu in ${REDGREEN_CPUS:-48 la57}; do
 	for mods in stock patched; do
 		res=$BUILD/selftests/$mods-$cpu
 		log=$out/$mods-$cpu.log

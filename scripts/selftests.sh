@@ -10,6 +10,11 @@
 #   MODS=patched|stock   build/modules/patched or Debian's modules (patched)
 #   TESTS="..."          the tests to run (default: all Hyper-V selftests)
 #   TREE=<git tree>      the kernel tree to build the selftests from
+#   TEST_TIMEOUT=<s>     each test's own time limit in the guest (default 120)
+#
+# Each test's output goes to the console as it runs, between "@@BEGIN t"
+# and "@@END t rc=N" lines, so a guest that crashes keeps the output of
+# the test that crashed it.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/qemu.sh"
@@ -18,13 +23,20 @@ CPU=${CPU:-48}
 MODS=${MODS:-patched}
 case $CPU in 48 | la57) ;; *) die "CPU must be 48 or la57, not '$CPU'" ;; esac
 case $MODS in patched | stock) ;; *) die "MODS must be patched or stock, not '$MODS'" ;; esac
+TEST_TIMEOUT=${TEST_TIMEOUT:-120}
+[[ $TEST_TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "TEST_TIMEOUT must be a number of seconds, not '$TEST_TIMEOUT'"
 
+harness_lock
 qemu_need_pkgs
-need_pkgs gcc make libc6-dev rsync flex bison bc
+need_stage selftests
 base_env
 [ -d "$TREE/tools/testing/selftests/kvm" ] ||
 	die "no KVM selftests in $TREE; run 'make tree' or set TREE=<kernel tree>"
+tree_report
 vendor=$(qemu_vendor)
+# x86_64/ until 6.12, x86/ in mainline.
+sd=x86_64
+[ -d "$TREE/tools/testing/selftests/kvm/x86_64" ] || sd=x86
 
 HV_TESTS="hyperv_tlb_flush_ranges hyperv_tlb_flush hyperv_features hyperv_ipi
 hyperv_clock hyperv_cpuid hyperv_svm_test hyperv_extended_hypercalls hyperv_evmcs"
@@ -42,26 +54,28 @@ mkdir -p "$sbuild"
 # UAPI headers, installed out of tree once per header content.
 hdr_key=$( (git -C "$TREE" rev-parse HEAD:include/uapi HEAD:arch/x86/include/uapi &&
 	git -C "$TREE" diff HEAD -- include/uapi arch/x86/include/uapi) | sha1sum | cut -c1-12)
-hdr=$sbuild/headers-$hdr_key
+# Keyed by their content, so every clone shares them.
+hdr=$CACHE/uapi-headers/$hdr_key
 if [ ! -d "$hdr/include" ]; then
-	msg "installing the UAPI headers of ${TREE#"$TOP"/} into ${hdr#"$TOP"/}"
-	rm -rf "$hdr.tmp" "$sbuild/kobj"
-	make -s -C "$TREE" O="$sbuild/kobj" INSTALL_HDR_PATH="$hdr.tmp" headers_install ||
+	msg "installing the UAPI headers of ${TREE#"$TOP"/} into $hdr"
+	mkdir -p "$CACHE/uapi-headers"
+	htmp=$(mktemp -d "$hdr.tmp.XXXXXX")
+	on_exit "rm -rf '$htmp'"
+	make -s -C "$TREE" O="$htmp/kobj" INSTALL_HDR_PATH="$htmp/out" headers_install ||
 		die "headers_install failed in $TREE; 'make -C $TREE mrproper' if it complains about a dirty tree"
-	rm -rf "$sbuild/kobj"
-	mv "$hdr.tmp" "$hdr"
+	mv -T "$htmp/out" "$hdr" 2>/dev/null || [ -d "$hdr/include" ] || die "could not store the headers in $hdr"
 fi
 
 # The tests themselves; make rebuilds only what changed.
 obj=$sbuild/obj-$(echo "$TREE" | sha1sum | cut -c1-8)-$hdr_key
 targets=()
 for t in "${tests[@]}"; do
-	[ -f "$TREE/tools/testing/selftests/kvm/x86_64/$t.c" ] ||
+	[ -f "$TREE/tools/testing/selftests/kvm/$sd/$t.c" ] ||
 		die "$TREE has no selftest '$t'; apply the selftest patch there or set TREE=<tree with it>"
 done
 for t in $HV_TESTS; do
-	if [ -f "$TREE/tools/testing/selftests/kvm/x86_64/$t.c" ]; then
-		targets+=("$obj/x86_64/$t")
+	if [ -f "$TREE/tools/testing/selftests/kvm/$sd/$t.c" ]; then
+		targets+=("$obj/$sd/$t")
 	fi
 done
 mkdir -p "$obj"
@@ -76,7 +90,7 @@ make -s -C "$TREE/tools/testing/selftests/kvm" -j"$(nproc)" OUTPUT="$obj" \
 msg "selftests built in $(($(date +%s) - start)) s"
 
 work=$(mktemp -d "$sbuild/.run.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+on_exit "rm -rf '$work'"
 
 msg "staging an initramfs: busybox, $MODS KVM modules, ${#tests[@]} tests"
 stage=$work/stage
@@ -84,18 +98,18 @@ qemu_stage_modules "$stage/mods" "$MODS"
 qemu_stage_init "$stage" "$vendor"
 mkdir -p "$stage/tests"
 for t in "${tests[@]}"; do
-	[ -x "$obj/x86_64/$t" ] || die "no selftest '$t' in ${TREE#"$TOP"/}"
-	cp "$obj/x86_64/$t" "$stage/tests/$t"
+	[ -x "$obj/$sd/$t" ] || die "no selftest '$t' in ${TREE#"$TOP"/}"
+	cp "$obj/$sd/$t" "$stage/tests/$t"
 done
 {
+	echo "TEST_TIMEOUT=$TEST_TIMEOUT"
 	echo "for t in ${tests[*]}; do"
 	cat <<'EOF'
 	echo "@@PROGRESS running $t"
 	s=$(date +%s)
-	/tests/$t >/tmp/$t.out 2>&1
-	rc=$?
 	echo "@@BEGIN $t"
-	cat /tmp/$t.out
+	timeout -s KILL "$TEST_TIMEOUT" /tests/$t 2>&1
+	rc=$?
 	echo "@@END $t rc=$rc secs=$(($(date +%s) - s))"
 done
 EOF
@@ -127,8 +141,12 @@ for t in "${tests[@]}"; do
 		sed -E 's/^not ok [0-9]+ //' | tr '\n' ' ' | sed 's/ $//' || true)
 	if [ -z "$end" ]; then
 		result=fail bad="did not finish"
+	elif [ "$trc" = 137 ]; then
+		result=fail bad="timed out after $TEST_TIMEOUT s"
 	elif [ "$trc" = 4 ] && [ -z "$bad" ]; then
-		result=skip
+		# A test that could not observe has not passed: a skip fails here.
+		result=fail
+		bad="skipped: $(grep -m1 -oE '(# SKIP|SKIP).*|KSFT_SKIP.*|[Oo]racle unavailable.*' "$work/$t.ktap" || echo 'no reason given')"
 	elif [ "$trc" = 0 ] && [ -z "$bad" ]; then
 		result=pass
 	else
@@ -149,7 +167,6 @@ fi
 
 rm -rf "$out"
 mv "$work" "$out"
-trap - EXIT
 
 column -t -s $'\t' "$out/summary.tsv" | sed 's/^/    /' >&2
 if [ "$failed" -ne 0 ]; then

@@ -17,12 +17,14 @@
 #   SMTP_SERVER, SMTP_PORT   override sendemail.smtpServer(Port)
 #   FORCE=1        send a version that was already sent
 #
-# What was really sent is kept in $CACHE/sent/<branch>/v<N>/ (the mails and
-# the cover letter's Message-ID), which survives 'make clean'.
+# What was really sent is kept in $STATE/sent/<series>/<branch>/v<N>/ (the
+# mails and the cover letter's Message-ID; STATE is ~/.local/state/kvm-hv-flush),
+# which survives 'make clean' and 'make distclean'.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-need_pkgs git git-email python3
+harness_lock
+need_stage send
 
 V=${V:-1}
 SEND=${SEND:-0}
@@ -33,9 +35,8 @@ case $SEND in
 *) die "SEND='$SEND': use SEND=1 to send for real, or leave it unset for a dry run" ;;
 esac
 
-git -C "$TREE" rev-parse --git-dir >/dev/null 2>&1 || die "no tree at $TREE; run 'make tree' first"
-git -C "$TREE" rev-parse -q --verify "refs/tags/$BASE_TAG" >/dev/null ||
-	die "$TREE has no '$BASE_TAG' tag; recreate it with 'make tree FORCE=1'"
+tree_require
+tree_report
 branch=$(git -C "$TREE" symbolic-ref --short HEAD 2>/dev/null) ||
 	die "$TREE is on a detached HEAD; check out the series branch ($SERIES_BRANCH)"
 git -C "$TREE" config "branch.$branch.description" >/dev/null ||
@@ -56,7 +57,7 @@ if [ "$name" = "$PH_NAME" ] || [ "$email" = "$PH_EMAIL" ]; then
 	die "git user.name/user.email is the series' placeholder '$PH_NAME <$PH_EMAIL>'; set your own identity with 'git config --global user.name/user.email'"
 fi
 
-sent=$CACHE/sent/$branch
+sent=$STATE/sent/$SERIES/$branch
 record=$sent/v$V
 if [ "$SEND" = 1 ] && [ -e "$record" ] && [ -z "${FORCE:-}" ]; then
 	die "v$V of '$branch' was already sent (see $record); send the next version with V=$((V + 1)), or FORCE=1 to send v$V again"
@@ -76,7 +77,7 @@ if [ -n "$irt" ]; then
 fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/send.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+on_exit "rm -rf '$tmp'"
 
 msg "formatting $n patches of '$branch' as v$V"
 vopt=()

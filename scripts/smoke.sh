@@ -12,12 +12,15 @@ set -euo pipefail
 . "$(dirname "$0")/qemu.sh"
 
 MODS=${MODS:-patched}
+case $MODS in patched | stock) ;; *) die "MODS must be patched or stock, not '$MODS'" ;; esac
+harness_lock
 qemu_need_pkgs
 base_env
+[ "$MODS" = stock ] || tree_report
 vendor=$(qemu_vendor)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/smoke.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+on_exit "rm -rf '$work'"
 
 msg "staging an initramfs with the $MODS KVM modules"
 qemu_stage_modules "$work/stage/mods" "$MODS"

@@ -14,7 +14,8 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-need_pkgs git git-email python3-aiosmtpd
+harness_lock
+need_stage test-send
 # Debian's python3 has aiosmtpd; a python3 from pyenv or a venv may not.
 py=/usr/bin/python3
 $py -c 'import aiosmtpd' 2>/dev/null || die "$py cannot import aiosmtpd; install python3-aiosmtpd"
@@ -33,7 +34,7 @@ cleanup() {
 	fi
 	rm -rf "$tmp"
 }
-trap cleanup EXIT
+on_exit cleanup
 
 # A throwaway identity, mail config and sent-mail record.
 name="Send Test"
@@ -41,8 +42,8 @@ email="send-test@example.org"
 export GIT_CONFIG_GLOBAL=$tmp/gitconfig GIT_CONFIG_NOSYSTEM=1
 git config --global user.name "$name"
 git config --global user.email "$email"
-export CACHE=$tmp/cache
-mkdir -p "$CACHE"
+export CACHE=$tmp/cache STATE=$tmp/state
+mkdir -p "$CACHE" "$STATE"
 
 port=$($py -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mbox=$tmp/maildir
@@ -56,7 +57,8 @@ for _ in $(seq 50); do
 	sleep 0.2
 done
 kill -0 "$server" 2>/dev/null || die "aiosmtpd did not start: $(cat "$tmp/smtpd.log")"
-export SMTP_SERVER=127.0.0.1 SMTP_PORT=$port
+export SMTP_SERVER=127.0.0.1 SMTP_PORT=${TEST_SEND_SMTP_PORT:-$port}
+[ -z "${TEST_SEND_SMTP_PORT:-}" ] || warn "sending to port $SMTP_PORT instead of the test server's ($port): TEST_SEND_SMTP_PORT"
 
 count() { find "$mbox/new" "$mbox/cur" -type f 2>/dev/null | wc -l; }
 fails=0
@@ -139,7 +141,7 @@ v1_cover=$(grep -m1 -i '^Message-ID:' "${v1[0]}" | cut -d' ' -f2)
 [ -n "$v1_cover" ] || die "v1's cover letter arrived without a Message-ID"
 check "v1: patches reply to the cover letter" all_have "In-Reply-To: $v1_cover" "${v1[@]:1}"
 check "v1: the cover letter's Message-ID is recorded" \
-	test "$(cat "$CACHE/sent/$(git -C "$TREE" symbolic-ref --short HEAD)/v1/cover-msgid")" = "$v1_cover"
+	test "$(cat "$STATE/sent/$SERIES/$(git -C "$TREE" symbolic-ref --short HEAD)/v1/cover-msgid")" = "$v1_cover"
 
 # git am what arrived, in patch order, onto the base in a throwaway clone.
 msg "git am of the received v1 onto $BASE_TAG"
