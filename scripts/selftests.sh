@@ -11,6 +11,8 @@
 #   TESTS="..."          the tests to run (default: all Hyper-V selftests)
 #   TREE=<git tree>      the kernel tree to build the selftests from
 #   TEST_TIMEOUT=<s>     each test's own time limit in the guest (default 120)
+#   GUEST_SLEEP=<s>      keep the guest idle that long before the tests
+#                        (the interrupt tests need a guest that runs on)
 #
 # Each test's output goes to the console as it runs, between "@@BEGIN t"
 # and "@@END t rc=N" lines, so a guest that crashes keeps the output of
@@ -103,6 +105,8 @@ for t in "${tests[@]}"; do
 done
 {
 	echo "TEST_TIMEOUT=$TEST_TIMEOUT"
+	[[ ${GUEST_SLEEP:-0} =~ ^[0-9]+$ ]] || die "GUEST_SLEEP must be a number of seconds"
+	echo "sleep ${GUEST_SLEEP:-0}"
 	echo "for t in ${tests[*]}; do"
 	cat <<'EOF'
 	echo "@@PROGRESS running $t"
