@@ -88,6 +88,7 @@ unknown=$(sed -n 's/^Fixes: \([0-9a-f]\{6,40\}\) .*/\1/p' "${patches[@]}" | sort
 ign=$(IFS=,; echo "${ignore[*]}")
 
 if want checkpatch; then
+[ -x "$TREE/scripts/checkpatch.pl" ] || die "$TREE has no scripts/checkpatch.pl"
 msg "checkpatch --strict on ${#patches[@]} patches of ${pdir#"$TOP"/}${ign:+ (ignoring $ign: Fixes: ${unknown% } is not in the tree)}"
 mkdir -p "$out/checkpatch"
 rm -f "$out/checkpatch"/*.log

@@ -427,16 +427,21 @@ EOT
 }
 
 # --- injected faults -------------------------------------------------------------
-# fault NAME STAGE VAR=VALUE...: 'make check' with STAGES including STAGE
-# and the fault injected through the environment must FAIL that stage and
-# exit non-zero.
+# fault NAME STAGE WHY VAR=VALUE...: 'make check' with STAGES including
+# STAGE and the fault injected through the environment must FAIL that
+# stage, for the injected reason (the stage's log says WHY), and exit
+# non-zero.
 fault() {
-	local name=$1 stage=$2 log rc=0
-	shift 2
+	local name=$1 stage=$2 why=$3 log rc=0 slog
+	shift 3
 	log=$FT/$(tr ' /' '__' <<<"$name").log
 	env -u KVM_HV_LOCKED "$@" "$TOP/scripts/check.sh" >"$log" 2>&1 || rc=$?
-	if [ "$rc" -ne 0 ] && grep -qE "^FAIL +$stage " "$log"; then
-		ok "fault '$name': stage $stage FAILED, make check exited $rc ($(tail -n1 "$log"))"
+	slog=$(sed -n "s/^FAIL +$stage .*log: \(.*\))$/\1/p" "$log")
+	if [ "$rc" -ne 0 ] && [ -n "$slog" ] && grep -qE -- "$why" "$slog"; then
+		ok "fault '$name': stage $stage FAILED ($(grep -m1 -oE -- "$why" "$slog")), make check exited $rc ($(tail -n1 "$log"))"
+	elif [ "$rc" -ne 0 ] && [ -n "$slog" ]; then
+		bad "fault '$name': stage $stage failed, but not for the injected reason (/$why/ not in $slog)"
+		tail -n 15 "$slog" | sed 's/^/    /'
 	else
 		bad "fault '$name': stage $stage did not fail (exit $rc)"
 		tail -n 15 "$log" | sed 's/^/    /'
@@ -456,21 +461,22 @@ do_faults() {
 	copy_patches broken
 	p=$(find "$FT/broken" -name '0003-*.patch')
 	sed -i '0,/^-[^-]/s/^-\([^-]\)/-XX\1/' "$p"
-	fault "broken patch" tree STAGES=tree BUILD="$FT/b1" PATCHES="$FT/broken" "${sparse[@]}"
+	fault "broken patch" tree "0003-.*does not apply" STAGES=tree BUILD="$FT/b1" PATCHES="$FT/broken" "${sparse[@]}"
 
 	# A series that applies but does not export to itself: a header
 	# git am drops.
 	copy_patches differ
 	p=$(find "$FT/differ" -name '0002-*.patch')
 	sed -i '0,/^Subject: /s/^Subject: /X-Injected: not exported\nSubject: /' "$p"
-	fault "differing export" roundtrip STAGES="tree roundtrip" BUILD="$FT/b2" PATCHES="$FT/differ" "${sparse[@]}"
+	fault "differing export" roundtrip "X-Injected" STAGES="tree roundtrip" BUILD="$FT/b2" PATCHES="$FT/differ" "${sparse[@]}"
 
 	# A checkpatch warning: trailing whitespace on a line the series adds.
+	# (checkpatch wants a whole tree, so this one is not sparse.)
 	copy_patches style
 	p=$(find "$FT/style" -name '0005-*.patch')
 	sed -i '0,/^+\t[a-z].*;$/s/^\(+\t[a-z].*;\)$/\1   /' "$p"
-	fault "checkpatch warning" lint STAGES="tree lint" LINT_CHECKS=checkpatch BUILD="$FT/b3" \
-		PATCHES="$FT/style" "${sparse[@]}"
+	fault "checkpatch warning" lint "trailing whitespace" STAGES="tree lint" LINT_CHECKS=checkpatch \
+		BUILD="$FT/b3" PATCHES="$FT/style" LOCK_WAIT=600
 
 	# A mutant the suite cannot kill: it changes only a comment.
 	mkdir -p "$FT/mutants"
@@ -481,7 +487,7 @@ do_faults() {
 		(cd "$TREE" && sed "${line}s|\$| (mutated)|" arch/x86/kvm/hyperv.c |
 			diff -u --label a/arch/x86/kvm/hyperv.c --label b/arch/x86/kvm/hyperv.c arch/x86/kvm/hyperv.c -) || true
 	} >"$FT/mutants/99-equivalent.patch"
-	fault "surviving mutant" mutants STAGES=mutants MUTANTS_DIR="$FT/mutants" TREE="$TREE" BUILD="$FT/b4" LOCK_WAIT=600
+	fault "surviving mutant" mutants "SURVIVED 99-equivalent" STAGES=mutants MUTANTS_DIR="$FT/mutants" TREE="$TREE" BUILD="$FT/b4" LOCK_WAIT=600
 
 	# A selftest that fails: the "patched" modules are Debian's stock ones,
 	# which the new selftest must catch.
@@ -490,11 +496,11 @@ do_faults() {
 	for m in kvm kvm-amd kvm-intel; do
 		xz -dc "$STOCK_MODDIR/kernel/arch/x86/kvm/$m.ko.xz" >"$FT/stock/$m.ko"
 	done
-	fault "failing selftest" selftests STAGES=selftests TESTS=hyperv_tlb_flush_ranges \
-		PATCHED_MODS_DIR="$FT/stock" TREE="$TREE" BUILD="$BUILD" LOCK_WAIT=600
+	fault "failing selftest" selftests "hyperv_tlb_flush_ranges: not ok" STAGES=selftests TESTS=hyperv_tlb_flush_ranges \
+		PATCHED_MODS_DIR="$FT/stock" TREE="$TREE" BUILD="$FT/b5" LOCK_WAIT=600
 
 	# A send that fails: nothing listens on the SMTP port.
-	fault "failing send" send STAGES=send TEST_SEND_SMTP_PORT=1 TREE="$TREE" BUILD="$FT/b6" LOCK_WAIT=600
+	fault "failing send" send "sending v1 failed" STAGES=send TEST_SEND_SMTP_PORT=1 TREE="$TREE" BUILD="$FT/b6" LOCK_WAIT=600
 }
 
 case "${1:-}" in

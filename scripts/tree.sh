@@ -132,7 +132,7 @@ git clone -q "${clone_opts[@]}" --no-checkout "$origin_repo" "$tmp"
 # Apply the series in a sparse checkout of the directories it touches, so
 # that a series that does not apply fails fast; check out the rest after.
 mapfile -t dirs < <(sed -n 's|^diff --git a/\(.*\)/[^/]* b/.*|\1|p' "${series[@]}" | sort -u)
-git -C "$tmp" sparse-checkout set --cone "${dirs[@]}"
+git -C "$tmp" sparse-checkout set --cone "${dirs[@]}" scripts
 git -C "$tmp" checkout -q -b "$SERIES_BRANCH" "$base_rev"
 git -C "$tmp" tag -f "$BASE_TAG" "$base_rev" >/dev/null
 git -C "$tmp" config user.name "$PH_NAME"
