@@ -13,6 +13,44 @@ set -euo pipefail
 
 need_stage base
 
+# SERIES=mainline: the base is the Linux 7.1.3 source tarball (see
+# ../shared/FACTS.md for where it comes from), committed as one commit.
+if [ "$SERIES" = mainline ]; then
+	tarball=${MAINLINE_TARBALL:-$TOP/../shared/linux-7.1.3.tar.xz}
+	sum=429c4c16227ff867518659f07b389bc3aa4c08a0bb927c33891eafb12566d600
+	[ "${1:-}" != --which ] || { echo 7.1.3; exit 0; }
+	[ -f "$tarball" ] ||
+		die "SERIES=mainline needs the Linux 7.1.3 source tarball at $tarball; set MAINLINE_TARBALL=<path to linux-7.1.3.tar.xz>"
+	harness_lock "$CACHE"
+	repo=$CACHE/mainline-7.1.3/base
+	if [ ! -f "$repo/.git/base-done" ]; then
+		msg "checking $tarball"
+		echo "$sum  $tarball" | sha256sum -c --quiet - ||
+			die "$tarball is not the 7.1.3 tarball FACTS.md describes (sha256 differs)"
+		msg "unpacking Linux 7.1.3 and committing it as the base (about 1 minute)"
+		rm -rf "$repo.tmp"
+		mkdir -p "$repo.tmp"
+		tar -xJf "$tarball" -C "$repo.tmp"
+		(
+			cd "$repo.tmp/linux-7.1.3"
+			git init -q -b base .
+			git add -Af
+			GIT_AUTHOR_DATE=$FIXED_DATE GIT_COMMITTER_DATE=$FIXED_DATE \
+				git -c user.name="$PH_NAME" -c user.email="$PH_EMAIL" \
+				commit -q -m "Linux 7.1.3 (source tarball)"
+			git tag "$BASE_TAG"
+		)
+		rm -rf "$repo"
+		mv "$repo.tmp/linux-7.1.3" "$repo"
+		rm -rf "$repo.tmp"
+		touch "$repo/.git/base-done"
+	fi
+	printf "BASE_VER='7.1.3'\nBASE_REPO='%s'\n" "$repo" >"$CACHE/mainline.env.tmp"
+	mv "$CACHE/mainline.env.tmp" "$CACHE/mainline.env"
+	msg "base: Linux 7.1.3 in $repo"
+	exit 0
+fi
+
 src_pkg=linux-source-6.12
 
 # Pick the version: the pin when Debian (or the cache) still has it.

@@ -97,7 +97,7 @@ declare -A STAGE_PKGS=(
 	[base]="git xz-utils ca-certificates"
 	[tree]="git python3"
 	[modules]="gcc-12 gcc make ccache rsync bc flex bison libelf-dev libssl-dev dwarves kmod"
-	[qemu]="qemu-system-x86 busybox-static xz-utils cpio coreutils"
+	[qemu]="qemu-system-x86 busybox-static xz-utils cpio coreutils procps"
 	[selftests]="gcc make libc6-dev rsync flex bison bc"
 	[kunit]="gcc make ccache bc flex bison libelf-dev libssl-dev python3 qemu-system-x86 rsync"
 	[lint]="git perl gcc-12 make ccache rsync sparse python3 python3-ply python3-git python3-yaml python3-sphinx python3-sphinx-rtd-theme"
@@ -201,9 +201,11 @@ BASE_VER='' KREL='' BASE_REPO='' HDRS='' VMLINUZ='' STOCK_MODDIR=''
 
 # The base chosen by base.sh (version, paths); empty before it ran.
 base_env() {
-	[ -f "$CACHE/base.env" ] || die "no base in $CACHE; run 'make base' first"
+	local env=$CACHE/base.env
+	[ "$SERIES" = stable ] || env=$CACHE/$SERIES.env
+	[ -f "$env" ] || die "no base in $CACHE; run 'make base${SERIES:+ SERIES=$SERIES}' first"
 	# shellcheck source=/dev/null
-	. "$CACHE/base.env"
+	. "$env"
 }
 
 # --- the tree and where it came from ---------------------------------------------

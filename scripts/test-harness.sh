@@ -382,7 +382,7 @@ os.execvp(sys.argv[1], sys.argv[1:])' env TMPDIR="$tmp/tmp" GUEST_SLEEP=300 \
 }
 
 # --- README, run as written ------------------------------------------------------
-# The blocks after a '<!-- test: NAME -->' line, run in order in a scratch
+# The blocks after a '<!-- test: NAME -->' line, each run in a scratch
 # copy of the project, with HOME a scratch directory holding ~/linux (a
 # clone of the base, as a user's kernel tree) and EDITOR a script that
 # makes an edit.  'make' and 'make check' themselves are run by make check's
@@ -394,8 +394,6 @@ do_readme() {
 	tmp=$SCR
 	mapfile -t blocks < <(sed -n 's/^<!-- test: \([a-z-]*\) -->$/\1/p' "$TOP/README.md")
 	[ ${#blocks[@]} -ge 2 ] || { bad "README: fewer than two tested blocks"; return; }
-	msg "copying the project to $tmp/project"
-	rsync -a --exclude=/build/ "$TOP/" "$tmp/project/"
 	mkdir -p "$tmp/home"
 	msg "making ~/linux: a clone of the base as a user's kernel tree"
 	git clone -q --shared "$BASE_REPO" "$tmp/home/linux"
@@ -405,16 +403,20 @@ do_readme() {
 printf '/* edited by the README test */\n' >>"$1"
 EOT
 	chmod +x "$tmp/editor"
+	# A user's identity, as 'make send' needs one.
+	printf '[user]\n\tname = README Test\n\temail = readme-test@example.org\n' >"$tmp/home/.gitconfig"
 	local b script rc
 	for b in "${blocks[@]}"; do
 		script=$tmp/$b.sh
 		awk -v b="<!-- test: $b -->" '$0 == b { f = 1; next } f && /^```sh$/ { p = 1; next } p && /^```$/ { exit } p { print }' \
 			"$TOP/README.md" >"$script"
 		[ -s "$script" ] || { bad "README block '$b': empty"; continue; }
-		msg "README block '$b':"
+		# Each block in a project of its own, as a new user has it.
+		rsync -a --exclude=/build/ "$TOP/" "$tmp/$b/"
+		msg "README block '$b' in a fresh copy of the project:"
 		sed 's/^/    $ /' "$script" >&2
 		rc=0
-		(cd "$tmp/project" && env -u KVM_HV_LOCKED HOME="$tmp/home" EDITOR="$tmp/editor" \
+		(cd "$tmp/$b" && env -u KVM_HV_LOCKED HOME="$tmp/home" EDITOR="$tmp/editor" \
 			CACHE="$CACHE" STATE="$tmp/state" bash -euo pipefail "$script") >"$tmp/$b.log" 2>&1 || rc=$?
 		if [ "$rc" -eq 0 ]; then
 			ok "README block '$b' ($(grep -c . "$script") lines) ran as written: $(grep -E '^==> ' "$tmp/$b.log" | tail -n 1 | cut -c5-)"

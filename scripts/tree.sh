@@ -85,8 +85,13 @@ else
 	origin_repo=$BASE_REPO
 	base_rev=$(git -C "$BASE_REPO" rev-parse "$BASE_TAG")
 	am_opts=()
-	origin="debian:$BASE_VER"
-	base_desc="Debian linux-source-6.12 $BASE_VER"
+	if [ "$SERIES" = mainline ]; then
+		origin="tarball:$BASE_VER"
+		base_desc="Linux $BASE_VER (source tarball)"
+	else
+		origin="debian:$BASE_VER"
+		base_desc="Debian linux-source-6.12 $BASE_VER"
+	fi
 	# The cached base belongs to the harness: sharing its objects is safe.
 	clone_opts=(--shared)
 fi
