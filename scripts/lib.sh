@@ -15,6 +15,13 @@ BUILD=$(realpath -m "$BUILD")
 # What must outlive 'make distclean': the records of sent versions.
 : "${STATE:=${XDG_STATE_HOME:-$HOME/.local/state}/kvm-hv-flush}"
 export CCACHE_DIR="${CCACHE_DIR:-$CACHE/ccache}"
+# No 'git gc --auto' in the background: it would outlive the command that
+# started it, holding the build directory's lock (an inherited fd).
+if [ -z "${KVM_HV_NO_AUTO_GC:-}" ]; then
+	export KVM_HV_NO_AUTO_GC=1 GIT_CONFIG_COUNT=$((${GIT_CONFIG_COUNT:-0} + 2))
+	export "GIT_CONFIG_KEY_$((GIT_CONFIG_COUNT - 2))=gc.auto" "GIT_CONFIG_VALUE_$((GIT_CONFIG_COUNT - 2))=0"
+	export "GIT_CONFIG_KEY_$((GIT_CONFIG_COUNT - 1))=maintenance.auto" "GIT_CONFIG_VALUE_$((GIT_CONFIG_COUNT - 1))=false"
+fi
 
 # The series: SERIES=stable (the 6.12.y backport, default) or mainline.
 : "${SERIES:=stable}"

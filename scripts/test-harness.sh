@@ -13,6 +13,7 @@
 #                               in a scratch copy of the project
 #   test-harness.sh faults      each stage of make check, given an injected
 #                               fault, FAILs and make check exits non-zero
+#   test-harness.sh mainline    the mainline series on the 7.1.3 tarball
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -505,14 +506,38 @@ do_faults() {
 	fault "failing send" send "sending v1 failed" STAGES=send TEST_SEND_SMTP_PORT=1 TREE="$TREE" BUILD="$FT/b6" LOCK_WAIT=600
 }
 
+# --- the mainline series ---------------------------------------------------------
+# The tests-and-docs series on the Linux 7.1.3 tarball: git am, the export
+# round trip, lint (checkpatch, MAINTAINERS coverage, kernel-doc, Sphinx)
+# and the send test.  Exits 4 (skipped, and says so) without the tarball.
+do_mainline() {
+	local tarball=${MAINLINE_TARBALL:-$TOP/../shared/linux-7.1.3.tar.xz} step
+	if [ ! -f "$tarball" ]; then
+		echo "SKIP mainline: no Linux 7.1.3 tarball at $tarball (MAINLINE_TARBALL=); the mainline series was NOT tested"
+		exit 4
+	fi
+	[ -d "$TOP/patches/mainline" ] || { bad "mainline: no patches/mainline"; return; }
+	local -a m=(env -u TREE -u PATCHES SERIES=mainline MAINLINE_TARBALL="$tarball")
+	for step in tree.sh "test-harness.sh roundtrip" lint.sh test-send.sh; do
+		# shellcheck disable=SC2086 # the step's arguments
+		if "${m[@]}" "$TOP"/scripts/$step; then
+			ok "mainline: $step"
+		else
+			bad "mainline: $step"
+			return
+		fi
+	done
+}
+
 case "${1:-}" in
 shellcheck) do_shellcheck ;;
+mainline) do_mainline ;;
 roundtrip) do_roundtrip ;;
 errors) do_errors ;;
 flows) do_flows ;;
 interrupts) do_interrupts ;;
 readme) do_readme ;;
 faults) do_faults ;;
-*) die "usage: $0 shellcheck|roundtrip|errors|flows|readme|faults" ;;
+*) die "usage: $0 shellcheck|roundtrip|errors|flows|interrupts|readme|faults|mainline" ;;
 esac
 [ "$fails" -eq 0 ] || die "$fails harness test(s) failed"
