@@ -11,6 +11,8 @@
 #   TESTS="..."          the tests to run (default: all Hyper-V selftests)
 #   TREE=<git tree>      the kernel tree to build the selftests from
 #   TEST_TIMEOUT=<s>     each test's own time limit in the guest (default 120)
+#   TEST_ENV="VAR=val .." environment of the tests in the guest, e.g.
+#                        HV_FLUSH_PROBE_FUNC=bogus to break the flush oracle
 #   GUEST_SLEEP=<s>      keep the guest idle that long before the tests
 #                        (the interrupt tests need a guest that runs on)
 #
@@ -105,6 +107,10 @@ for t in "${tests[@]}"; do
 done
 {
 	echo "TEST_TIMEOUT=$TEST_TIMEOUT"
+	for kv in ${TEST_ENV:-}; do
+		[[ $kv =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || die "TEST_ENV: '$kv' is not VAR=value"
+		printf 'export %q\n' "$kv"
+	done
 	[[ ${GUEST_SLEEP:-0} =~ ^[0-9]+$ ]] || die "GUEST_SLEEP must be a number of seconds"
 	echo "sleep ${GUEST_SLEEP:-0}"
 	echo "for t in ${tests[*]}; do"
@@ -176,7 +182,7 @@ column -t -s $'\t' "$out/summary.tsv" | sed 's/^/    /' >&2
 if [ "$failed" -ne 0 ]; then
 	echo "--- failing KTAP lines ---" >&2
 	for t in "${tests[@]}"; do
-		grep -E -e '^not ok ' -e '^# .*(first mismatch|expected status|dropped)' \
+		grep -E -e '^not ok ' -e '^# .*(first mismatch|expected status|dropped|: wrong |oracle unavailable|verdicts:)' \
 			-e 'Test Assertion Failure' -e '^Bail out' "$out/$t.ktap" |
 			grep -v '# SKIP' | sed "s/^/$t: /" >&2 || true
 	done
