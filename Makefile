@@ -8,7 +8,7 @@ SHELL := /bin/bash
 S := scripts
 
 .PHONY: all deps base tree ensure-tree export modules smoke selftests redgreen \
-	kunit mutants lint send test-send check clean distclean help
+	fuzz kunit mutants lint send test-send check clean distclean help
 
 ## all: the main job: tree, modules, smoke boot, red/green selftest table
 all: tree modules smoke redgreen
@@ -49,6 +49,10 @@ selftests: modules
 ## redgreen: the new selftest on stock (must fail) and patched (must pass) modules
 redgreen: modules
 	$(S)/redgreen.sh
+
+## fuzz: the selftest's fuzzer under QEMU (N=rounds SEED=seed MODS= CPU=)
+fuzz: modules
+	$(S)/fuzz.sh
 
 ## kunit: run the KUnit suite with kunit.py
 kunit: ensure-tree
