@@ -406,7 +406,7 @@ EOT
 	chmod +x "$tmp/editor"
 	# A user's identity, as 'make send' needs one.
 	printf '[user]\n\tname = README Test\n\temail = readme-test@example.org\n' >"$tmp/home/.gitconfig"
-	local b script rc
+	local b script rc bt
 	for b in "${blocks[@]}"; do
 		script=$tmp/$b.sh
 		awk -v b="<!-- test: $b -->" '$0 == b { f = 1; next } f && /^```sh$/ { p = 1; next } p && /^```$/ { exit } p { print }' \
@@ -416,11 +416,19 @@ EOT
 		rsync -a --exclude=/build/ "$TOP/" "$tmp/$b/"
 		msg "README block '$b' in a fresh copy of the project:"
 		sed 's/^/    $ /' "$script" >&2
-		rc=0
+		rc=0 bt=$(date +%s)
 		(cd "$tmp/$b" && env -u KVM_HV_LOCKED HOME="$tmp/home" EDITOR="$tmp/editor" \
 			CACHE="$CACHE" STATE="$tmp/state" bash -euo pipefail "$script") >"$tmp/$b.log" 2>&1 || rc=$?
-		if [ "$rc" -eq 0 ]; then
-			ok "README block '$b' ($(grep -c . "$script") lines) ran as written: $(grep -E '^==> ' "$tmp/$b.log" | tail -n 1 | cut -c5-)"
+		# What each block must show besides succeeding.
+		local want=
+		case $b in
+		edit-and-test) want="testing build/tree as it is.*uncommitted changes in arch/x86/kvm/hyperv.c" ;;
+		own-tree) want="testing build/tree = patches/.* of $tmp/home/linux" ;;
+		esac
+		if [ "$rc" -eq 0 ] && [ -n "$want" ] && ! grep -qE -- "$want" "$tmp/$b.log"; then
+			bad "README block '$b' ran, but its output lacks /$want/"
+		elif [ "$rc" -eq 0 ]; then
+			ok "README block '$b' ($(grep -c . "$script") lines) ran as written in $(($(date +%s) - bt)) s: $(grep -m1 -oE -- "${want:-==> .*}" "$tmp/$b.log" | tail -n 1)"
 		else
 			bad "README block '$b' failed (exit $rc):"
 			tail -n 25 "$tmp/$b.log" | sed 's/^/    /'
@@ -439,7 +447,8 @@ fault() {
 	shift 3
 	log=$FT/$(tr ' /' '__' <<<"$name").log
 	env -u KVM_HV_LOCKED "$@" "$TOP/scripts/check.sh" >"$log" 2>&1 || rc=$?
-	slog=$(sed -n "s/^FAIL +$stage .*log: \(.*\))$/\1/p" "$log")
+	slog=$(sed -nE "s/^FAIL +$stage .*log: (.*)\)$/\1/p" "$log")
+	[ -z "$slog" ] || [[ $slog == /* ]] || slog=$TOP/$slog
 	if [ "$rc" -ne 0 ] && [ -n "$slog" ] && grep -qE -- "$why" "$slog"; then
 		ok "fault '$name': stage $stage FAILED ($(grep -m1 -oE -- "$why" "$slog")), make check exited $rc ($(tail -n1 "$log"))"
 	elif [ "$rc" -ne 0 ] && [ -n "$slog" ]; then
