@@ -511,6 +511,12 @@ do_faults() {
 	fault "failing selftest" selftests "hyperv_tlb_flush_ranges: not ok" STAGES=selftests TESTS=hyperv_tlb_flush_ranges \
 		PATCHED_MODS_DIR="$FT/stock" TREE="$TREE" BUILD="$FT/b5" LOCK_WAIT=600
 
+	# No oracle: the flush kprobe cannot be placed.  The new selftest must
+	# fail, saying so, and never pass as skipped.
+	fault "no oracle" selftests "oracle unavailable" STAGES=selftests TESTS=hyperv_tlb_flush_ranges \
+		TEST_ENV=HV_FLUSH_PROBE_FUNC=bogus_flush_fn PATCHED_MODS_DIR="$BUILD/modules/patched" \
+		TREE="$TREE" BUILD="$FT/b5" LOCK_WAIT=600
+
 	# A send that fails: nothing listens on the SMTP port.
 	fault "failing send" send "sending v1 failed" STAGES=send TEST_SEND_SMTP_PORT=1 TREE="$TREE" BUILD="$FT/b6" LOCK_WAIT=600
 }
