@@ -9,7 +9,7 @@
 #   fuzz.sh           N=<rounds> (default 600) SEED=<seed> (default: today,
 #                     YYYYMMDD), MODS=patched|stock, CPU=48|la57
 #   fuzz.sh --check   make check's budget: the patched modules must run
-#                     FUZZ_ROUNDS (default 800, about 1,300 hypercalls and
+#                     FUZZ_ROUNDS (default 1500, about 2,500 hypercalls and
 #                     more than 2 minutes under TCG) with no wrong round, and
 #                     the stock modules must be caught; prints how many
 #                     hypercalls that took.
@@ -43,7 +43,7 @@ if [ "${1:-}" != --check ]; then
 	exit 0
 fi
 
-rounds=${FUZZ_ROUNDS:-800}
+rounds=${FUZZ_ROUNDS:-1500}
 rc=0
 t0=$(date +%s)
 run patched "$rounds" || rc=$?
