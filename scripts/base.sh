@@ -13,6 +13,26 @@ set -euo pipefail
 
 need_stage base
 
+# commit_base SRC REPO MESSAGE: commit the unpacked source SRC as the one
+# base commit (fixed identity and date, so its id is the same on every
+# machine), tag it and move it to REPO.
+commit_base() {
+	local src=$1 repo=$2 message=$3
+	(
+		cd "$src"
+		git init -q -b base .
+		# Debian's top-level .gitignore ignores every top-level entry.
+		git add -Af
+		GIT_AUTHOR_DATE=$FIXED_DATE GIT_COMMITTER_DATE=$FIXED_DATE \
+			git -c user.name="$PH_NAME" -c user.email="$PH_EMAIL" \
+			commit -q -m "$message"
+		git tag "$BASE_TAG"
+	)
+	rm -rf "$repo"
+	mv "$src" "$repo"
+	touch "$repo/.git/base-done"
+}
+
 # SERIES=mainline: the base is the Linux 7.1.3 source tarball (see
 # ../shared/FACTS.md for where it comes from), committed as one commit.
 if [ "$SERIES" = mainline ]; then
@@ -31,19 +51,8 @@ if [ "$SERIES" = mainline ]; then
 		rm -rf "$repo.tmp"
 		mkdir -p "$repo.tmp"
 		tar -xJf "$tarball" -C "$repo.tmp"
-		(
-			cd "$repo.tmp/linux-7.1.3"
-			git init -q -b base .
-			git add -Af
-			GIT_AUTHOR_DATE=$FIXED_DATE GIT_COMMITTER_DATE=$FIXED_DATE \
-				git -c user.name="$PH_NAME" -c user.email="$PH_EMAIL" \
-				commit -q -m "Linux 7.1.3 (source tarball)"
-			git tag "$BASE_TAG"
-		)
-		rm -rf "$repo"
-		mv "$repo.tmp/linux-7.1.3" "$repo"
+		commit_base "$repo.tmp/linux-7.1.3" "$repo" "Linux 7.1.3 (source tarball)"
 		rm -rf "$repo.tmp"
-		touch "$repo/.git/base-done"
 	fi
 	printf "BASE_VER='7.1.3'\nBASE_REPO='%s'\n" "$repo" >"$CACHE/mainline.env.tmp"
 	mv "$CACHE/mainline.env.tmp" "$CACHE/mainline.env"
@@ -132,21 +141,8 @@ if [ ! -f "$repo/.git/base-done" ]; then
 	mkdir -p "$repo.tmp"
 	dpkg-deb --fsys-tarfile "$CACHE/debs/${debs[0]}" |
 		tar -xO "./usr/src/$src_pkg.tar.xz" | tar -xJ -C "$repo.tmp"
-	mv "$repo.tmp/$src_pkg" "$repo.tmp/src"
-	(
-		cd "$repo.tmp/src"
-		git init -q -b base .
-		# Debian's top-level .gitignore ignores every top-level entry.
-		git add -Af
-		GIT_AUTHOR_DATE=$FIXED_DATE GIT_COMMITTER_DATE=$FIXED_DATE \
-			git -c user.name="$PH_NAME" -c user.email="$PH_EMAIL" \
-			commit -q -m "Debian $src_pkg $ver"
-		git tag "$BASE_TAG"
-	)
-	rm -rf "$repo"
-	mv "$repo.tmp/src" "$repo"
+	commit_base "$repo.tmp/$src_pkg" "$repo" "Debian $src_pkg $ver"
 	rmdir "$repo.tmp"
-	touch "$repo/.git/base-done"
 fi
 
 hdrs="$root/usr/src/linux-headers-$krel"

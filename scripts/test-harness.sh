@@ -29,33 +29,24 @@ check() {
 }
 
 # expect_fail NAME PATTERN CMD...: CMD must fail and say PATTERN.
-expect_fail() {
-	local name=$1 pat=$2 out
-	shift 2
-	if out=$("$@" 2>&1); then
-		bad "$name: succeeded, expected an error"
-		printf '%s\n' "$out" | tail -n 5 | sed 's/^/    /'
-	elif grep -qE -- "$pat" <<<"$out"; then
-		ok "$name: $(grep -E -- "$pat" <<<"$out" | head -n1)"
-	else
-		bad "$name: error did not say /$pat/:"
-		printf '%s\n' "$out" | tail -n 5 | sed 's/^/    /'
-	fi
-}
-
 # expect_ok NAME PATTERN CMD...: CMD must succeed and say PATTERN.
-expect_ok() {
-	local name=$1 pat=$2 out
-	shift 2
-	if ! out=$("$@" 2>&1); then
-		bad "$name: failed"
-		printf '%s\n' "$out" | tail -n 8 | sed 's/^/    /'
+expect_fail() { expect fail "$@"; }
+expect_ok() { expect ok "$@"; }
+expect() {
+	local want=$1 name=$2 pat=$3 out rc=0
+	shift 3
+	out=$("$@" 2>&1) || rc=$?
+	if [ "$want" = fail ] && [ "$rc" -eq 0 ]; then
+		bad "$name: succeeded, expected an error"
+	elif [ "$want" = ok ] && [ "$rc" -ne 0 ]; then
+		bad "$name: failed (exit $rc)"
 	elif grep -qE -- "$pat" <<<"$out"; then
 		ok "$name: $(grep -E -- "$pat" <<<"$out" | head -n1)"
+		return
 	else
-		bad "$name: output did not say /$pat/:"
-		printf '%s\n' "$out" | tail -n 5 | sed 's/^/    /'
+		bad "$name: the output did not say /$pat/:"
 	fi
+	printf '%s\n' "$out" | tail -n 8 | sed 's/^/    /'
 }
 
 # expect_no_tree NAME DIR: a failed tree.sh left neither DIR nor DIR.new.*.
