@@ -13,6 +13,8 @@
 
 # qemu_need_pkgs: the packages a boot needs.
 qemu_need_pkgs() {
+	[ "$SERIES" = stable ] ||
+		die "SERIES=$SERIES: the QEMU targets boot Debian's 6.12 kernel with out-of-tree modules; the $SERIES series needs a kernel built from its own tree, which the harness does not build yet"
 	need_stage qemu
 }
 
