@@ -2,8 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # make clean: remove the build directory (build/, or BUILD= if the harness
-# made it); make distclean: also
-# the cache.  Says what it deletes.  The records of sent versions ($STATE)
+# made it); make distclean: also the cache.  Says what it deletes.  The records of sent versions ($STATE)
 # are kept: a v2 needs v1's Message-ID.  A build/tree with work that is
 # not in patches/ is not deleted unless FORCE=1.
 set -euo pipefail

@@ -77,8 +77,8 @@ trap 'exit 129' HUP
 # default an hour; LOCK_WAIT=0 refuses at once).
 # shellcheck disable=SC2120 # no argument: the build directory
 harness_lock() {
-	local dir=${1:-$BUILD} var=KVM_HV_LOCKED fd
-	case ":${!var:-}:" in *":$dir:"*) return 0 ;; esac
+	local dir=${1:-$BUILD} fd
+	case ":${KVM_HV_LOCKED:-}:" in *":$dir:"*) return 0 ;; esac
 	mkdir -p "$dir"
 	# Marks a build directory as the harness's: 'make clean' deletes only such.
 	[ "$dir" != "$BUILD" ] || [ -e "$dir/.kvm-hv-flush-build" ] ||
@@ -93,8 +93,8 @@ harness_lock() {
 		flock -w "${LOCK_WAIT:-3600}" "$fd" ||
 			die "$dir is still in use by $who after ${LOCK_WAIT:-3600} s; try again later or use another BUILD="
 	fi
-	printf '%s (pid %s)\n' "$(basename "$0") ${*:2}" "$$" >"$dir/.lock.who"
-	export KVM_HV_LOCKED="${!var:+${!var}:}$dir"
+	printf '%s (pid %s)\n' "$(basename "$0")" "$$" >"$dir/.lock.who"
+	export KVM_HV_LOCKED="${KVM_HV_LOCKED:+$KVM_HV_LOCKED:}$dir"
 }
 
 # --- packages: one list of what each stage needs ------------------------------

@@ -68,6 +68,8 @@ lint_tree() {
 	fi
 	git -C "$wt" sparse-checkout set --cone arch/x86/kvm arch/x86/include virt \
 		include Documentation scripts tools/net/ynl tools/docs tools/lib/python
+	printf '%s/objects\n' "$(git -C "$TREE" rev-parse --path-format=absolute --git-common-dir)" \
+		>"$wt/.git/objects/info/alternates"
 }
 
 results=()
@@ -171,9 +173,7 @@ fi
 
 # --- build-w1 and sparse, one step at a time --------------------------------
 if want build; then
-common=$(git -C "$TREE" rev-parse --path-format=absolute --git-common-dir)
 lint_tree
-printf '%s/objects\n' "$common" >"$wt/.git/objects/info/alternates"
 git -C "$wt" tag -f "$BASE_TAG" "$base" >/dev/null
 
 bdir=$out/build
@@ -254,9 +254,7 @@ fi
 
 # --- kernel-doc and htmldocs read lint-tree at HEAD ---------------------------
 if want kernel-doc || want htmldocs; then
-common=$(git -C "$TREE" rev-parse --path-format=absolute --git-common-dir)
 lint_tree
-printf '%s/objects\n' "$common" >"$wt/.git/objects/info/alternates"
 git -C "$wt" checkout -q --detach -f "$head"
 fi
 if want kernel-doc; then
