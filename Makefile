@@ -54,6 +54,12 @@ redgreen: modules
 fuzz: modules
 	$(S)/fuzz.sh
 
+.PHONY: bench
+
+## bench: time the PV TLB flush hypercalls, stock vs patched vs bounded modules in one QEMU boot (ROUNDS= BENCH_ARGS= VARIANTS=)
+bench: modules
+	$(S)/bench.sh
+
 ## kunit: run the KUnit suite with kunit.py
 kunit: ensure-tree
 	$(S)/kunit.sh
