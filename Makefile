@@ -38,6 +38,20 @@ export:
 modules: ensure-tree
 	$(S)/modules.sh
 
+.PHONY: install uninstall test-install
+
+## install: put the patched modules into /lib/modules/<KREL>/updates, depmod (KREL= DESTDIR=)
+install:
+	$(S)/install.sh install
+
+## uninstall: remove exactly what make install put there, depmod (KREL= DESTDIR=)
+uninstall:
+	$(S)/install.sh uninstall
+
+## test-install: install's refusals, and modprobe of the installed modules in the QEMU guest
+test-install: modules
+	$(S)/test-install.sh
+
 ## smoke: boot the Debian kernel under QEMU and load the patched modules
 smoke: modules
 	$(S)/smoke.sh

@@ -15,7 +15,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 harness_lock
 
-DEFAULT_STAGES="deps shellcheck tree roundtrip errors make fuzz bench kunit mutants lint send mainline flows readme faults"
+DEFAULT_STAGES="deps shellcheck tree roundtrip errors make install fuzz bench kunit mutants lint send mainline flows readme faults"
 # What each stage runs.
 declare -A RUN=(
 	[deps]="$TOP/scripts/deps.sh"
@@ -28,6 +28,7 @@ declare -A RUN=(
 	[smoke]="$TOP/scripts/smoke.sh"
 	[selftests]="$TOP/scripts/selftests.sh"
 	[redgreen]="$TOP/scripts/redgreen.sh"
+	[install]="$TOP/scripts/test-install.sh"
 	[fuzz]="$TOP/scripts/fuzz.sh --check"
 	[bench]="env BENCH_SMOKE=1 $TOP/scripts/bench.sh"
 	[kunit]="$TOP/scripts/kunit.sh"

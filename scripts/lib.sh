@@ -104,6 +104,7 @@ declare -A STAGE_PKGS=(
 	[base]="git xz-utils ca-certificates"
 	[tree]="git python3"
 	[modules]="gcc-12 gcc make ccache rsync bc flex bison libelf-dev libssl-dev dwarves kmod"
+	[install]="kmod binutils"
 	[qemu]="qemu-system-x86 busybox-static xz-utils cpio coreutils procps"
 	[selftests]="gcc make libc6-dev rsync flex bison bc"
 	[kunit]="gcc make ccache bc flex bison libelf-dev libssl-dev python3 qemu-system-x86 rsync"

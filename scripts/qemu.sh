@@ -52,9 +52,20 @@ qemu_set_args() {
 
 # qemu_stage_modules DIR MODS: put irqbypass, ccp, kvm and the vendor
 # modules (patched or stock) into DIR, uncompressed.
+# With GUEST_MODROOT=<root>, the guest gets <root>/lib/modules instead (a
+# module tree with its depmod index, as 'make install DESTDIR=<root>'
+# leaves it), and /init loads KVM from it with modprobe.
 qemu_stage_modules() {
 	local dir=$1 mods=$2 m src
 	mkdir -p "$dir"
+	if [ -n "${GUEST_MODROOT:-}" ]; then
+		[ -f "$GUEST_MODROOT/lib/modules/$KREL/modules.dep" ] ||
+			die "GUEST_MODROOT=$GUEST_MODROOT has no lib/modules/$KREL/modules.dep; run depmod -b there"
+		mkdir -p "$dir/../lib"
+		cp -a "$GUEST_MODROOT/lib/modules" "$dir/../lib/"
+		msg "guest modules: modprobe from ${GUEST_MODROOT#"$TOP"/}/lib/modules/$KREL, not MODS=$mods"
+		return 0
+	fi
 	for m in kernel/virt/lib/irqbypass kernel/drivers/crypto/ccp/ccp; do
 		src=$STOCK_MODDIR/$m.ko.xz
 		[ -f "$src" ] || die "missing $src; rerun 'make base'"
@@ -81,7 +92,8 @@ qemu_stage_modules() {
 # pseudo file systems, loads the modules from /mods, runs /payload.sh,
 # then reports the taint and dmesg and powers off.
 qemu_stage_init() {
-	local stage=$1 vendor=$2
+	local stage=$1 vendor=$2 insmod="irqbypass ccp kvm kvm-$2"
+	[ -z "${GUEST_MODROOT:-}" ] || insmod=
 	mkdir -p "$stage"/{bin,dev,proc,sys,tmp,mods}
 	cp /bin/busybox "$stage/bin/busybox"
 	cat >"$stage/init" <<EOF
@@ -94,8 +106,14 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
 echo "@@PROGRESS booted \$(uname -r), loading modules"
-for m in irqbypass ccp kvm kvm-$vendor; do
+for m in $insmod; do
 	insmod /mods/\$m.ko || echo "@@FAIL insmod \$m.ko"
+done
+${GUEST_MODROOT:+modprobe -v kvm-$vendor || echo "@@FAIL modprobe kvm-$vendor"}
+# What was loaded: each module's build ID (the note's last 20 bytes), taint.
+for m in kvm kvm_$vendor; do
+	[ -f /sys/module/\$m/taint ] || continue
+	echo "@@LOADED \$m build-id=\$(od -An -tx1 -v /sys/module/\$m/notes/.note.gnu.build-id | tr -d ' \\n' | tail -c 40) taint=\$(cat /sys/module/\$m/taint)"
 done
 if [ -c /dev/kvm ]; then
 	echo "@@KVM ok"

@@ -15,6 +15,7 @@
 #                        HV_FLUSH_PROBE_FUNC=bogus to break the flush oracle
 #   GUEST_SLEEP=<s>      keep the guest idle that long before the tests
 #                        (the interrupt tests need a guest that runs on)
+#   SELFTESTS_OUT=<dir>  where the results go (build/selftests/<MODS>-<CPU>)
 #
 # Each test's output goes to the console as it runs, between "@@BEGIN t"
 # and "@@END t rc=N" lines, so a guest that crashes keeps the output of
@@ -127,7 +128,7 @@ EOF
 qemu_pack "$stage" "$work/initrd.cpio"
 rm -rf "$stage"
 
-out=$sbuild/$MODS-$CPU
+out=${SELFTESTS_OUT:-$sbuild/$MODS-$CPU}
 msg "booting under QEMU (CPU=$CPU, MODS=$MODS); results go to ${out#"$TOP"/}"
 start=$(date +%s)
 rc=0
@@ -176,6 +177,7 @@ else
 fi
 
 rm -rf "$out"
+mkdir -p "$(dirname "$out")"
 mv "$work" "$out"
 
 column -t -s $'\t' "$out/summary.tsv" | sed 's/^/    /' >&2

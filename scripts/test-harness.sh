@@ -508,6 +508,14 @@ do_faults() {
 		TEST_ENV=HV_FLUSH_PROBE_FUNC=bogus_flush_fn PATCHED_MODS_DIR="$BUILD/modules/patched" \
 		TREE="$TREE" BUILD="$FT/b5" LOCK_WAIT=600
 
+	# make install puts Debian's stock modules under updates/: the guest's
+	# modprobe loads them, and the install stage must see that they are not
+	# the patched build (build IDs) and that the selftest fails on them.
+	mkdir -p "$FT/b5/modules/patched"
+	cp "$BUILD"/modules/patched/kvm*.ko "$FT/b5/modules/patched/"
+	fault "stock modules installed" install "build ID [0-9a-f]+, not the patched kvm.ko" STAGES=install \
+		PATCHED_MODS_DIR="$FT/stock" TREE="$TREE" BUILD="$FT/b5" LOCK_WAIT=600
+
 	# A send that fails: nothing listens on the SMTP port.
 	fault "failing send" send "sending v1 failed" STAGES=send TEST_SEND_SMTP_PORT=1 TREE="$TREE" BUILD="$FT/b6" LOCK_WAIT=600
 }
