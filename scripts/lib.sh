@@ -43,8 +43,8 @@ PATCHES=$(realpath -m "$PATCHES")
 SERIES_BRANCH=hv-flush-ranges
 BASE_TAG=series-base
 
-# The neutral identity the stored series carries; send.sh replaces it
-# with the sender's own.
+# The neutral identity the stored series carries; send.sh puts the
+# sender's own in its place only when asked (SIGNOFF=1).
 PH_NAME="KVM Hyper-V Series"
 PH_EMAIL="series@example.invalid"
 FIXED_DATE="2026-01-01T00:00:00Z"

@@ -4,11 +4,30 @@
 # Send the series in $TREE ($BASE_TAG..HEAD) with git send-email.
 #
 # The patches are regenerated with git format-patch (cover letter from the
-# branch description, as export.sh does), the placeholder identity they
-# carry is replaced by the sender's own (git config user.name and
-# user.email), lists go to To: and people to Cc: as scripts/get_maintainer.pl
-# says, and a v2+ cover letter replies to the cover letter of the version
-# before it.
+# branch description, as export.sh does), every mail gets a Message-ID,
+# and a v2+ cover letter replies to the cover letter of the version before
+# it.  Where they go depends on the series:
+#
+#   SERIES=stable    the 6.12.y backport, to the stable team as
+#                    stable-kernel-rules.rst's option 3 describes:
+#                    To: $STABLE_LIST, "[PATCH 6.12.y n/m]" ("[PATCH 6.12.y
+#                    v2 n/m]" for a v2), patch 1 must begin "commit
+#                    $STABLE_UPSTREAM upstream.", and Cc: the author of that
+#                    commit ($STABLE_UPSTREAM_AUTHOR) and every maintainer,
+#                    reviewer and list scripts/get_maintainer.pl names
+#   SERIES=mainline  lists To:, people Cc:, as get_maintainer.pl says
+#
+# Signing off is the sender's own act (the Developer's Certificate of
+# Origin), so without an explicit choice this stops and says how to make
+# it.  The stored series carries the placeholder identity "$PH_NAME
+# <$PH_EMAIL>" as author and in its Signed-off-by lines; either
+#
+#   SIGNOFF=1      puts the sender's identity (git config user.name and
+#                  user.email) in its place in the mails (the tree and
+#                  patches/ are not changed), or
+#   (no SIGNOFF)   the commits in $TREE already carry the sender's own
+#                  Signed-off-by and no placeholder (the refusal prints a
+#                  git rebase command that does it).
 #
 #   V=N            version (default 1); N > 1 gives [PATCH vN n/m]
 #   SEND=1         really send; without it, git send-email --dry-run
@@ -23,16 +42,35 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
+# The stable submission (SERIES=stable).
+STABLE_LIST=stable@vger.kernel.org
+STABLE_PREFIX="PATCH $SERIES_DIR"
+# Patch 1 is a backport of this upstream commit.
+STABLE_UPSTREAM=45692aa4a7ce
+# Its author, Cc'd at send time only: never in a stored From: or trailer.
+# The one place this address is kept.  Checked in the public archive of
+# kvm@vger.kernel.org: the posted patch, Message-ID
+# <00a7a31b-573b-4d92-91f8-7d7e2f88ea48@tum.de> (2026-02-19), is From:
+# this address, and the maintainer's "Applied to kvm-x86 fixes" reply that
+# names 45692aa4a7ce, <177273038139.1572110.3041089548814384743.b4-ty@google.com>
+# (2026-03-05), is addressed to it.
+STABLE_UPSTREAM_AUTHOR="Manuel Andreas <manuel.andreas@tum.de>"
+
 harness_lock
 need_stage send
 
 V=${V:-1}
 SEND=${SEND:-0}
+SIGNOFF=${SIGNOFF:-}
 [[ $V =~ ^[1-9][0-9]{0,2}$ ]] ||
 	die "V='$V' is not a version number; use a positive integer, e.g. 'make send V=2'"
 case $SEND in
 0 | 1) ;;
 *) die "SEND='$SEND': use SEND=1 to send for real, or leave it unset for a dry run" ;;
+esac
+case $SIGNOFF in
+'' | 0 | 1) ;;
+*) die "SIGNOFF='$SIGNOFF': use SIGNOFF=1 to sign the mails off as yourself (your git user.name/user.email in place of the placeholder author and Signed-off-by), or leave it unset when the commits in the tree carry your own Signed-off-by" ;;
 esac
 
 tree_require
@@ -55,6 +93,56 @@ email=$(git -C "$TOP" config user.email || true)
 	die "git user.name/user.email are not set; set them with 'git config --global user.name \"Your Name\"' and 'git config --global user.email you@example.org'"
 if [ "$name" = "$PH_NAME" ] || [ "$email" = "$PH_EMAIL" ]; then
 	die "git user.name/user.email is the series' placeholder '$PH_NAME <$PH_EMAIL>'; set your own identity with 'git config --global user.name/user.email'"
+fi
+me="$name <$email>"
+
+# The sign-off.  Which commits still carry the placeholder (as author or
+# anywhere in the message), and which lack the sender's Signed-off-by.
+placeholder=() unsigned=()
+mapfile -t commits < <(git -C "$TREE" rev-list --reverse "$BASE_TAG..HEAD")
+for c in "${commits[@]}"; do
+	h=$(git -C "$TREE" rev-parse --short "$c")
+	log=$(git -C "$TREE" log -1 --format='%an <%ae>%n%B' "$c")
+	if grep -qF -e "$PH_EMAIL" -e "$PH_NAME" <<<"$log"; then placeholder+=("$h"); fi
+	if ! grep -qxF "Signed-off-by: $me" <<<"$log"; then unsigned+=("$h"); fi
+done
+if [ "$SIGNOFF" != 1 ] && [ $((${#placeholder[@]} + ${#unsigned[@]})) -gt 0 ]; then
+	# shell-quote for the command we suggest
+	q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
+	again="make send SIGNOFF=1"
+	[ "$SERIES" = stable ] || again+=" SERIES=$SERIES"
+	[ "$V" = 1 ] || again+=" V=$V"
+	[ "$SEND" = 0 ] || again+=" SEND=1"
+	{
+		echo "ERROR: the series is not signed off by you, and 'make send' does not sign off"
+		echo "for you unless you say so: a Signed-off-by is your own statement (the Developer's"
+		echo "Certificate of Origin, Documentation/process/submitting-patches.rst)."
+		[ ${#placeholder[@]} -eq 0 ] ||
+			echo "  ${#placeholder[@]} of $n commits carry the placeholder '$PH_NAME <$PH_EMAIL>': ${placeholder[*]}"
+		[ ${#unsigned[@]} -eq 0 ] ||
+			echo "  ${#unsigned[@]} of $n commits lack 'Signed-off-by: $me': ${unsigned[*]}"
+		echo "Choose one:"
+		echo "  - SIGNOFF=1: the mails carry you ($me) as author and in Signed-off-by"
+		echo "    in place of the placeholder; the tree and patches/ stay as they are:"
+		echo "      $again"
+		echo "  - or sign the commits off in the tree yourself; then 'make send' needs no SIGNOFF."
+		echo "    This makes you the author of every commit on $BASE_TAG..HEAD and puts your"
+		echo "    Signed-off-by in place of the placeholder's ('make export' would then write you into patches/):"
+		printf '      git -C %s -c user.name=%s -c user.email=%s rebase %s -x %s\n' \
+			"$(q "$TREE")" "$(q "$name")" "$(q "$email")" "$BASE_TAG" \
+			"$(q "git log -1 --format=%B | grep -vxF \"Signed-off-by: $PH_NAME <$PH_EMAIL>\" | git commit -q --amend --reset-author -s -F -")"
+	} >&2
+	exit 1
+fi
+
+# The backport names its upstream commit as stable-kernel-rules.rst asks,
+# and it is the commit whose author is Cc'd.
+if [ "$SERIES" = stable ]; then
+	first=${commits[0]}
+	line=$(git -C "$TREE" log -1 --format=%b "$first")
+	line=${line%%$'\n'*}
+	[[ $line =~ ^commit\ ${STABLE_UPSTREAM}[0-9a-f]{0,28}\ upstream\.$ ]] ||
+		die "the change log of patch 1 ($(git -C "$TREE" log -1 --format='%h ("%s")' "$first")) must begin with 'commit $STABLE_UPSTREAM upstream.' (stable-kernel-rules.rst, option 3), not '$line'; the 6.12.y series is sent to $STABLE_LIST with a Cc to that commit's author, set in STABLE_UPSTREAM/STABLE_UPSTREAM_AUTHOR in $0"
 fi
 
 sent=$STATE/sent/$SERIES/$branch
@@ -82,6 +170,7 @@ on_exit "rm -rf '$tmp'"
 msg "formatting $n patches of '$branch' as v$V"
 vopt=()
 [ "$V" -gt 1 ] && vopt=(-v "$V")
+[ "$SERIES" = stable ] && vopt+=(--subject-prefix="$STABLE_PREFIX")
 GIT_COMMITTER_NAME=$name GIT_COMMITTER_EMAIL=$email \
 	git -C "$TREE" -c core.abbrev=12 -c diff.noprefix=false format-patch -q \
 		"${vopt[@]}" --cover-letter --cover-from-description=subject \
@@ -91,12 +180,14 @@ mapfile -t mails < <(find "$tmp/mails" -name '*.patch' | sort)
 [ ${#mails[@]} -eq $((n + 1)) ] ||
 	die "git format-patch wrote ${#mails[@]} files for $n commits and a cover letter"
 
-# Put the sender's identity in place of the placeholder and give every
-# mail a Message-ID; the patches reply to the cover letter.
-cover_id=$(python3 - "$name" "$email" "$PH_NAME" "$PH_EMAIL" "$V" "$irt" "${mails[@]}" <<'EOF'
-import email.utils, re, secrets, sys, time
+# With SIGNOFF=1, put the sender's identity in place of the placeholder.
+# Give every mail a Message-ID; the patches reply to the cover letter.
+# No placeholder may be left, and every patch must carry the sender's
+# Signed-off-by.
+cover_id=$(python3 - "$name" "$email" "$PH_NAME" "$PH_EMAIL" "$V" "$irt" "${SIGNOFF:-0}" "${mails[@]}" <<'EOF'
+import email.utils, os, re, secrets, sys, time
 
-name, addr, ph_name, ph_email, ver, irt, *files = sys.argv[1:]
+name, addr, ph_name, ph_email, ver, irt, signoff, *files = sys.argv[1:]
 ph = f'{ph_name} <{ph_email}>'
 me = f'{name} <{addr}>'
 stamp = time.strftime('%Y%m%d%H%M%S', time.gmtime())
@@ -112,7 +203,7 @@ for k, path in enumerate(files):
     hdr = [l for l in head.split('\n')
            if not re.match(r'(?i)(message-id|in-reply-to|references):', l)]
     for i, l in enumerate(hdr):
-        if l == 'From: ' + ph:
+        if signoff == '1' and l == 'From: ' + ph:
             hdr[i] = 'From: ' + email.utils.formataddr((name, addr), 'utf-8')
     refs = ([irt] if irt else []) + ([ids[0]] if k else [])
     hdr.append('Message-ID: ' + ids[k])
@@ -121,25 +212,32 @@ for k, path in enumerate(files):
         hdr.append('References: ' + ' '.join(refs))
     lines = body.split('\n')
     in_log = True
+    signed = False
     for i, l in enumerate(lines):
         if l == '---':
             in_log = False
-        if in_log or k == 0:
+        if signoff == '1' and (in_log or k == 0):
             lines[i] = trailer.sub(lambda m: f'{m.group(1)}: {me}', l)
             if k == 0:
                 lines[i] = shortlog.sub(lambda m: f'{name} ({m.group(1)}):', lines[i])
+        signed = signed or (in_log and lines[i] == f'Signed-off-by: {me}')
+    if k and not signed:
+        bad.append(f'{os.path.basename(path)}: no "Signed-off-by: {me}" in its change log; '
+                   'sign that commit off in the tree (git commit --amend -s)')
     text = '\n'.join(hdr) + sep + '\n'.join(lines)
     for no, l in enumerate(text.split('\n'), 1):
         if ph_email in l or ph_name in l:
             bad.append(f'{path}:{no}: {l}')
     open(path, 'w', encoding='utf-8').write(text)
 if bad:
-    sys.exit('placeholder identity left after the rewrite:\n' + '\n'.join(bad))
+    sys.exit('placeholder identity or sign-off missing in the mails:\n' + '\n'.join(bad))
 print(ids[0])
 EOF
-) || die "could not put '$name <$email>' in place of the placeholder identity (see above); fix the series' From/Signed-off-by lines"
+) || die "the mails carry the placeholder or lack your Signed-off-by (see above); fix the series' From/Signed-off-by lines in $TREE"
 
-# Lists as To:, people as Cc:, for the whole series.
+# Mainline: lists as To:, people as Cc:, for the whole series.  Stable:
+# To: the stable list; Cc: the upstream author, then everyone
+# get_maintainer.pl names.
 gm() {
 	(cd "$TREE" && ./scripts/get_maintainer.pl --nogit --nogit-fallback --norolestats \
 		--nofixes "$@" "${mails[@]:1}")
@@ -147,6 +245,13 @@ gm() {
 [ -x "$TREE/scripts/get_maintainer.pl" ] || die "$TREE has no scripts/get_maintainer.pl"
 mapfile -t to < <(gm --nom --nor --l --nos) || die "get_maintainer.pl failed on the series"
 mapfile -t cc < <(gm --m --r --nol --nos) || die "get_maintainer.pl failed on the series"
+if [ "$SERIES" = stable ]; then
+	# Each address once, the stable list only as To:.
+	mapfile -t cc < <(printf '%s\n' "$STABLE_UPSTREAM_AUTHOR" "${cc[@]}" "${to[@]}" |
+		awk -v to="$STABLE_LIST" '{ a = tolower($0); sub(/.*</, "", a); sub(/>.*/, "", a) }
+			a != to && !seen[a]++')
+	to=("$STABLE_LIST")
+fi
 [ ${#to[@]} -gt 0 ] || { to=("${cc[@]}"); cc=(); }
 [ ${#to[@]} -gt 0 ] || die "get_maintainer.pl found no recipients for the series"
 

@@ -165,6 +165,21 @@ do_errors() {
 	expect_fail "MODS=bogus (smoke)" "MODS" env MODS=bogus "$TOP/scripts/smoke.sh"
 	expect_fail "TEST_TIMEOUT=abc" "TEST_TIMEOUT" env TEST_TIMEOUT=abc "$TOP/scripts/selftests.sh"
 	expect_fail "V=abc" "V" env V=abc "$TOP/scripts/send.sh"
+	# make send on a one-commit series that carries the placeholder: a
+	# malformed SIGNOFF, and no SIGNOFF at all, are refused, saying how.
+	local st=$tmp/send-tree
+	local -a sender=(GIT_CONFIG_GLOBAL="$tmp/gitconfig" GIT_CONFIG_NOSYSTEM=1 TREE="$st")
+	printf '[user]\n\tname = Errors Test\n\temail = errors-test@example.org\n' >"$tmp/gitconfig"
+	git init -q -b "$SERIES_BRANCH" "$st"
+	git -C "$st" -c user.name=Base -c user.email=base@example.invalid commit -q --allow-empty -m base
+	git -C "$st" tag "$BASE_TAG"
+	git -C "$st" -c user.name="$PH_NAME" -c user.email="$PH_EMAIL" commit -q -s --allow-empty -m "x: a change"
+	git -C "$st" config "branch.$SERIES_BRANCH.description" "x: a series"
+	expect_fail "SIGNOFF=bogus" "SIGNOFF='bogus': use SIGNOFF=1" \
+		env "${sender[@]}" SIGNOFF=bogus "$TOP/scripts/send.sh"
+	expect_fail "no SIGNOFF: refused" "make send SIGNOFF=1$" env -u SIGNOFF "${sender[@]}" "$TOP/scripts/send.sh"
+	expect_fail "no SIGNOFF: the git way" "git -C '$st' .* rebase $BASE_TAG -x" \
+		env -u SIGNOFF "${sender[@]}" "$TOP/scripts/send.sh"
 	expect_fail "SERIES=bogus" "SERIES must be stable or mainline" env SERIES=bogus "$TOP/scripts/tree.sh"
 	expect_fail "STAGES=bogus" "no stage 'bogus'" env STAGES=bogus BUILD="$tmp/b" "$TOP/scripts/check.sh"
 	# Programs that are there but do not work are caught (a busybox that

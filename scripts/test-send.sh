@@ -3,14 +3,24 @@
 #
 # End-to-end test of send.sh against a real SMTP server on 127.0.0.1
 # (aiosmtpd with a Maildir mailbox), with a test identity and a throwaway
-# cache and git config:
+# cache and git config, for the series SERIES= says:
 #
+#   - without SIGNOFF the send is refused, saying how to sign off; a bad
+#     SIGNOFF or V and a missing identity are refused too;
 #   - a dry run sends nothing;
-#   - v1 sent with SEND=1 arrives complete, with the test identity in place
-#     of the placeholder, and 'git am' of the received mails onto
-#     $BASE_TAG gives exactly the tree of the series;
-#   - v2 is [PATCH v2 n/m] and its cover letter replies to v1's;
-#   - a bad V and a missing identity are refused.
+#   - v1 sent with SIGNOFF=1 SEND=1 arrives complete, with the test
+#     identity in place of the placeholder (author and Signed-off-by), and
+#     'git am' of the received mails onto $BASE_TAG gives exactly the tree
+#     of the series;
+#   - the headers: for the 6.12.y backport, To: stable@vger.kernel.org
+#     only, "[PATCH 6.12.y n/m]", patch 1's change log beginning "commit
+#     45692aa4a7ce upstream.", Cc: the author of that commit and everyone
+#     get_maintainer.pl names; for mainline, To: the lists and Cc: the
+#     people get_maintainer.pl names, and no stable list;
+#   - 'git rebase --signoff' alone leaves the placeholder and is refused;
+#     the command the refusal prints signs a copy of the tree off, and v2
+#     is sent from it without SIGNOFF: [PATCH (6.12.y )v2 n/m], signed off
+#     by the test identity, its cover letter replying to v1's.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -44,6 +54,14 @@ git config --global user.name "$name"
 git config --global user.email "$email"
 export CACHE=$tmp/cache STATE=$tmp/state
 mkdir -p "$CACHE" "$STATE"
+# The choice to sign off is made below, case by case.
+unset SIGNOFF SEND V IN_REPLY_TO FORCE
+
+# What the headers must be, written out here rather than taken from send.sh.
+STABLE_TO=stable@vger.kernel.org
+STABLE_SUBJECT="PATCH 6.12.y"
+UPSTREAM_LINE="commit 45692aa4a7ce upstream."
+UPSTREAM_AUTHOR=manuel.andreas@tum.de
 
 port=$($py -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mbox=$tmp/maildir
@@ -107,7 +125,7 @@ for sub in ('new', 'cur'):
         with open(path, 'rb') as fh:
             m = email.message_from_binary_file(fh)
         subj = str(email.header.make_header(email.header.decode_header(m['Subject'] or '')))
-        g = re.match(r'\[PATCH( v\d+)? (\d+)/(\d+)\]', ' '.join(subj.split()))
+        g = re.match(r'\[PATCH(?: [0-9.]+y)?( v\d+)? (\d+)/(\d+)\]', ' '.join(subj.split()))
         if g and (g.group(1) or '').strip() == tag:
             rows.append((int(g.group(2)), path))
 for i, path in sorted(rows):
@@ -115,38 +133,143 @@ for i, path in sorted(rows):
 EOF
 }
 
+# mail_field FILE to|cc|subject|log: the addresses of To: or Cc: (lower
+# case, one a line), the unfolded Subject:, or the first line of the
+# change log (after any in-body From:/Date:).  Each mail is read once.
+mail_field() {
+	local f=$1 fields=$tmp/fields/${1//\//_}
+	if [ ! -f "$fields" ]; then
+		mkdir -p "$tmp/fields"
+		$py - "$f" >"$fields" <<'EOF'
+import email, email.header, email.utils, re, sys
+with open(sys.argv[1], 'rb') as fh:
+    m = email.message_from_binary_file(fh)
+for what in ('to', 'cc'):
+    for _, a in email.utils.getaddresses(m.get_all(what, [])):
+        print(f'{what}\t{a.lower()}')
+print('subject\t' + ' '.join(str(email.header.make_header(email.header.decode_header(m['Subject'] or ''))).split()))
+for l in m.get_payload(decode=True).decode('utf-8', 'replace').split('\n'):
+    if l.strip() and not re.match(r'(From|Date): ', l):
+        print('log\t' + l)
+        break
+EOF
+	fi
+	awk -F'\t' -v w="$2" '$1 == w { sub(/^[^\t]*\t/, ""); print }' "$fields"
+}
+# to_is "ADDR..." FILE...: each mail is To: exactly these addresses.
+to_is() {
+	local want f got
+	want=$(tr ' ' '\n' <<<"$1" | sort -u | paste -sd' ')
+	shift
+	for f; do
+		got=$(mail_field "$f" to | sort -u | paste -sd' ')
+		[ "$got" = "$want" ] || { warn "$(basename "$f"): To: $got"; return 1; }
+	done
+}
+# cc_has "ADDR..." FILE...: each mail Cc's all these addresses.
+cc_has() {
+	local f missing
+	for f in "${@:2}"; do
+		missing=$(comm -23 <(tr ' ' '\n' <<<"$1" | sort -u) <(mail_field "$f" cc | sort -u) | paste -sd' ')
+		[ -z "$missing" ] || { warn "$(basename "$f"): no Cc: $missing"; return 1; }
+	done
+}
+# nobody_has ADDR FILE...: no mail is To: or Cc: ADDR.
+nobody_has() {
+	local f
+	for f in "${@:2}"; do
+		! grep -qxF "$1" <<<"$(mail_field "$f" to; mail_field "$f" cc)" ||
+			{ warn "$(basename "$f") is addressed to $1"; return 1; }
+	done
+}
+# subjects PREFIX FILE...: mail k of the n+1 is "[PREFIX k/n] ...".
+subjects() {
+	local prefix=$1 k=0 f got
+	shift
+	for f; do
+		got=$(mail_field "$f" subject)
+		[[ $got == "[$prefix $k/$n] "* ]] || { warn "$(basename "$f"): Subject: $got"; return 1; }
+		k=$((k + 1))
+	done
+}
+# log_begins LINE FILE: the change log of FILE begins with LINE.
+log_begins() {
+	local got
+	got=$(mail_field "$2" log)
+	[ "$got" = "$1" ] || { warn "$(basename "$2") begins: $got"; return 1; }
+}
+# gm ARGS...: the addresses get_maintainer.pl names for the received
+# patches, lower case, one a line.
+gm() {
+	(cd "$TREE" && ./scripts/get_maintainer.pl --nogit --nogit-fallback --norolestats --nofixes "$@" "${v1[@]:1}") |
+		sed -E 's/.*<([^>]*)>.*/\1/' | tr '[:upper:]' '[:lower:]' | sort -u
+}
+# headers VERSION-TAG FILE...: the headers the series must have
+# (gm_all, gm_lists, gm_people: what get_maintainer.pl names).
+headers() {
+	local v=${1:+ $1} what
+	shift
+	what="$SERIES${v}"
+	if [ "$SERIES" = stable ]; then
+		check "$what: To: $STABLE_TO only" to_is "$STABLE_TO" "$@"
+		check "$what: subjects [$STABLE_SUBJECT$v k/$n]" subjects "$STABLE_SUBJECT$v" "$@"
+		check "$what: patch 1 begins '$UPSTREAM_LINE'" log_begins "$UPSTREAM_LINE" "$2"
+		check "$what: Cc: the upstream author, $UPSTREAM_AUTHOR" cc_has "$UPSTREAM_AUTHOR" "$@"
+		check "$what: Cc: every maintainer, reviewer and list get_maintainer.pl names ($(wc -l <<<"$gm_all"))" \
+			cc_has "$gm_all" "$@"
+	else
+		check "$what: To: the lists get_maintainer.pl names ($(wc -l <<<"$gm_lists"))" to_is "$gm_lists" "$@"
+		check "$what: Cc: the people get_maintainer.pl names ($(wc -l <<<"$gm_people"))" cc_has "$gm_people" "$@"
+		check "$what: subjects [PATCH$v k/$n]" subjects "PATCH$v" "$@"
+		check "$what: not addressed to $STABLE_TO" nobody_has "$STABLE_TO" "$@"
+	fi
+	check "$what: no placeholder identity left" none_has "$PH_EMAIL" "$PH_NAME" "$@"
+	check "$what: From: is the test identity" all_have "From: $name <$email>" "$@"
+	check "$what: patches signed off by the test identity" all_have "Signed-off-by: $name <$email>" "${@:2}"
+}
+
 # --- refusals ---------------------------------------------------------------
 check "V=abc is refused" refused "is not a version number" V=abc
 check "V=0 is refused" refused "is not a version number" V=0
-check "a missing identity is refused" refused "user.name/user.email are not set" GIT_CONFIG_GLOBAL=/dev/null
-check "v2 without a sent v1 is refused" refused "no record of v1" V=2
+check "SIGNOFF=bogus is refused" refused "SIGNOFF='bogus': use SIGNOFF=1" SIGNOFF=bogus
+check "a missing identity is refused" refused "user.name/user.email are not set" GIT_CONFIG_GLOBAL=/dev/null SIGNOFF=1
+check "v2 without a sent v1 is refused" refused "no record of v1" V=2 SIGNOFF=1
+check "without SIGNOFF the dry run is refused, saying how to sign off" refused "make send SIGNOFF=1" SEND=0
+again="make send SIGNOFF=1"
+[ "$SERIES" = stable ] || again+=" SERIES=$SERIES"
+check "without SIGNOFF sending is refused, saying how to sign off" refused "$again SEND=1" SEND=1
+sleep 1
+check "the refusals sent nothing ($(count) mails received)" test "$(count)" -eq 0
 
 # --- dry run ----------------------------------------------------------------
 msg "dry run of v1"
-"$TOP/scripts/send.sh" >"$tmp/dry.log" 2>&1 || { cat "$tmp/dry.log" >&2; die "the dry run failed"; }
+SIGNOFF=1 "$TOP/scripts/send.sh" >"$tmp/dry.log" 2>&1 || { cat "$tmp/dry.log" >&2; die "the dry run failed"; }
 sleep 1
 check "the dry run sends nothing ($(count) mails received)" test "$(count)" -eq 0
 
 # --- v1 ---------------------------------------------------------------------
-msg "sending v1 to 127.0.0.1:$port"
-SEND=1 "$TOP/scripts/send.sh" >"$tmp/v1.log" 2>&1 || { cat "$tmp/v1.log" >&2; die "sending v1 failed"; }
+msg "sending v1 to 127.0.0.1:$port with SIGNOFF=1"
+SIGNOFF=1 SEND=1 "$TOP/scripts/send.sh" >"$tmp/v1.log" 2>&1 || { cat "$tmp/v1.log" >&2; die "sending v1 failed"; }
 check "v1: $((n + 1)) mails received" test "$(count)" -eq $((n + 1))
 files_of "" >"$tmp/v1.list"
 mapfile -t v1 < <(cut -f2 "$tmp/v1.list")
 check "v1: mails 0..$n in order" test "$(cut -f1 "$tmp/v1.list" | paste -sd,)" = "$(seq -s, 0 "$n")"
-check "v1: no placeholder identity left" none_has "$PH_EMAIL" "$PH_NAME" "${v1[@]}"
-check "v1: From: is the test identity" all_have "From: $name <$email>" "${v1[@]}"
-check "v1: patches signed off by the test identity" all_have "Signed-off-by: $name <$email>" "${v1[@]:1}"
+gm_lists=$(gm --nom --nor --l --nos)
+gm_people=$(gm --m --r --nol --nos)
+gm_all=$(sort -u <<<"$gm_lists"$'\n'"$gm_people")
+headers "" "${v1[@]}"
 v1_cover=$(grep -m1 -i '^Message-ID:' "${v1[0]}" | cut -d' ' -f2)
 [ -n "$v1_cover" ] || die "v1's cover letter arrived without a Message-ID"
 check "v1: patches reply to the cover letter" all_have "In-Reply-To: $v1_cover" "${v1[@]:1}"
+branch=$(git -C "$TREE" symbolic-ref --short HEAD)
 check "v1: the cover letter's Message-ID is recorded" \
-	test "$(cat "$STATE/sent/$SERIES/$(git -C "$TREE" symbolic-ref --short HEAD)/v1/cover-msgid")" = "$v1_cover"
+	test "$(cat "$STATE/sent/$SERIES/$branch/v1/cover-msgid")" = "$v1_cover"
 
 # git am what arrived, in patch order, onto the base in a throwaway clone.
 msg "git am of the received v1 onto $BASE_TAG"
+gitdir=$(git -C "$TREE" rev-parse --path-format=absolute --git-common-dir)
 am=$tmp/am
-git clone -q --shared --no-checkout "$(git -C "$TREE" rev-parse --path-format=absolute --git-common-dir)" "$am"
+git clone -q --shared --no-checkout "$gitdir" "$am"
 # Only the directories the series touches are checked out.
 mapfile -t dirs < <(git -C "$TREE" diff --name-only "$BASE_TAG" HEAD | xargs -n1 dirname | grep -vx . | sort -u)
 git -C "$am" sparse-checkout set --cone "${dirs[@]}"
@@ -158,16 +281,44 @@ got=$(git -C "$am" rev-parse 'HEAD^{tree}')
 check "git am of v1 gives the series' tree ($got)" test "$got" = "$want"
 check "git am of v1 gives $n commits by the test identity" test \
 	"$(git -C "$am" log --format='%an <%ae>' "$BASE_TAG..HEAD" | sort -u)" = "$name <$email>"
-check "resending v1 is refused" refused "was already sent" SEND=1
+check "resending v1 is refused" refused "was already sent" SEND=1 SIGNOFF=1
 
-# --- v2 ---------------------------------------------------------------------
-msg "sending v2"
-V=2 SEND=1 "$TOP/scripts/send.sh" >"$tmp/v2.log" 2>&1 || { cat "$tmp/v2.log" >&2; die "sending v2 failed"; }
+# --- signed off in the tree -------------------------------------------------
+# A copy of the tree (the directories the series touches, scripts/ and
+# MAINTAINERS; get_maintainer.pl also wants the top-level directories to
+# exist), on the same branch with the same cover letter.
+msg "a copy of the tree, to be signed off by the test identity"
+own=$tmp/own
+git clone -q --shared --no-checkout "$gitdir" "$own"
+git -C "$own" sparse-checkout set --cone "${dirs[@]}" scripts
+git -C "$own" checkout -q "$branch"
+(cd "$own" && mkdir -p Documentation arch include drivers fs init ipc kernel lib)
+git -C "$own" config "branch.$branch.description" "$(git -C "$TREE" config "branch.$branch.description")"
+orig=$(git -C "$own" rev-parse HEAD)
+git -C "$own" -c user.name="$name" -c user.email="$email" rebase -q --signoff "$BASE_TAG"
+check "'git rebase --signoff' alone leaves the placeholder, and is refused" \
+	refused "$n of $n commits carry the placeholder" TREE="$own"
+git -C "$own" reset -q --hard "$orig"
+out=$(TREE=$own "$TOP/scripts/send.sh" 2>&1) && die "send.sh without SIGNOFF did not refuse the placeholder series"
+cmd=$(sed -n 's/^ *\(git -C .* rebase .*\)$/\1/p' <<<"$out")
+[ -n "$cmd" ] || { printf '%s\n' "$out" >&2; die "the refusal does not say which git command signs the commits off"; }
+msg "running the refusal's command: $cmd"
+bash -c "$cmd" >"$tmp/rebase.log" 2>&1 || { cat "$tmp/rebase.log" >&2; die "the command the refusal suggests failed"; }
+check "after it, the $n commits are the test identity's" test \
+	"$(git -C "$own" log --format='%an <%ae>|%cn <%ce>' "$BASE_TAG..HEAD" | sort -u)" = "$name <$email>|$name <$email>"
+check "after it, each commit is signed off by the test identity alone" test \
+	"$(git -C "$own" log --format='%(trailers:key=Signed-off-by,valueonly,separator=%x2C )' "$BASE_TAG..HEAD" | sort -u)" = "$name <$email>"
+check "after it, the tree is the series' tree" test "$(git -C "$own" rev-parse 'HEAD^{tree}')" = "$want"
+
+# --- v2, from the signed-off tree without SIGNOFF ---------------------------
+msg "sending v2 from the signed-off copy, without SIGNOFF"
+TREE=$own V=2 SEND=1 "$TOP/scripts/send.sh" >"$tmp/v2.log" 2>&1 || { cat "$tmp/v2.log" >&2; die "sending v2 failed"; }
 mapfile -t v2 < <(files_of v2 | cut -f2)
-check "v2: $((n + 1)) mails [PATCH v2 k/$n]" test ${#v2[@]} -eq $((n + 1))
+check "v2: $((n + 1)) mails" test ${#v2[@]} -eq $((n + 1))
+headers v2 "${v2[@]}"
 check "v2: the cover letter replies to v1's ($v1_cover)" \
 	all_have "In-Reply-To: $v1_cover" "${v2[0]}"
 
-msg "test-send took $(($(date +%s) - t0)) s"
+msg "test-send ($SERIES) took $(($(date +%s) - t0)) s"
 [ "$fails" -eq 0 ] || die "$fails send checks failed; see the FAILED lines above"
-msg "PASS: send.sh end to end over SMTP on 127.0.0.1:$port"
+msg "PASS: send.sh end to end over SMTP on 127.0.0.1:$port ($SERIES)"
