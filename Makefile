@@ -86,7 +86,7 @@ mutants: ensure-tree
 lint: ensure-tree
 	$(S)/lint.sh
 
-## send: git send-email the series (dry run unless SEND=1; V=2 for a v2)
+## send: git send-email the series (dry run unless SEND=1; V=2 for a v2; SIGNOFF=1 signs off as you)
 send: ensure-tree
 	$(S)/send.sh
 
