@@ -2,7 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # make bench: time the Hyper-V PV TLB flush hypercalls with the selftest
-# hyperv_tlb_flush_bench on Debian's stock KVM modules, the patched ones
+# hyperv_tlb_flush_bench (patches/optional/6.12.y/bench/, a tool of this
+# harness, not part of either series: applied to a scratch clone of the
+# tree's tools/, never to $TREE, unless $TREE has it already) on Debian's
+# stock KVM modules, the patched ones
 # (make modules) and the patched ones plus the optional bounding patch
 # (patches/optional/6.12.y/, applied to a scratch clone, never to $TREE),
 # all in one QEMU boot: each round reloads kvm/kvm-amd once per variant,
@@ -11,7 +14,9 @@
 # spread over the rounds, and the targets.  Results: build/bench/.
 #
 #   ROUNDS=5              rounds (each runs every variant once)
-#   BENCH_ARGS="-t 400"   arguments of the benchmark (-n -m -w -t -c)
+#   BENCH_ARGS="-t 300"   arguments of the benchmark: -n/-m the least and
+#                         most calls per case, -w warm-up calls, -t the
+#                         time per case in ms, -c <case> (repeatable)
 #   VARIANTS="stock patched bound"   which modules (bound needs the patch)
 #   BENCH_SMOKE=1         make check's smoke test: stock and patched, one
 #                         round, a few calls per case; checks only that
@@ -29,9 +34,9 @@ set -euo pipefail
 TEST=hyperv_tlb_flush_bench
 OPTIONAL=$TOP/patches/optional/6.12.y
 if [ -n "${BENCH_SMOKE:-}" ]; then
-	: "${ROUNDS:=1}" "${VARIANTS:=stock patched}" "${BENCH_ARGS:=-n 3 -m 1 -w 0 -t 20}" "${KUNIT_BENCH:=0}"
+	: "${ROUNDS:=1}" "${VARIANTS:=stock patched}" "${BENCH_ARGS:=-n 3 -m 3 -w 0 -t 0}" "${KUNIT_BENCH:=0}"
 else
-	: "${ROUNDS:=5}" "${VARIANTS:=stock patched bound}" "${BENCH_ARGS:=-t 1000}" "${KUNIT_BENCH:=1}"
+	: "${ROUNDS:=5}" "${VARIANTS:=stock patched bound}" "${BENCH_ARGS:=-t 300}" "${KUNIT_BENCH:=1}"
 fi
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive number, not '$ROUNDS'"
 read -r -a variants <<<"$VARIANTS"
@@ -46,9 +51,8 @@ qemu_need_pkgs
 need_stage selftests modules
 base_env
 tree_require
-sd=$TREE/tools/testing/selftests/kvm
-[ -f "$sd/x86_64/$TEST.c" ] ||
-	die "${TREE#"$TOP"/} has no tools/testing/selftests/kvm/x86_64/$TEST.c: the benchmark is a selftest of the series; apply its commit to the tree (git am), or run 'make tree' once patches/ has it"
+[ -d "$TREE/tools/testing/selftests/kvm/x86_64" ] ||
+	die "${TREE#"$TOP"/} has no tools/testing/selftests/kvm/x86_64: make bench runs on the 6.12.y series only"
 tree_report
 vendor=$(qemu_vendor)
 out=$BUILD/bench
@@ -90,6 +94,33 @@ if [[ " ${variants[*]} " == *" bound "* ]]; then
 fi
 
 # --- the benchmark, built statically like the selftests ------------------------
+# From $TREE if it has the benchmark, else from a sparse, shared clone of
+# its tools/ (uncommitted changes included) with the optional patch applied.
+src_tree=$TREE
+if [ ! -f "$TREE/tools/testing/selftests/kvm/x86_64/$TEST.c" ]; then
+	mapfile -t bp < <(find "$OPTIONAL/bench" -maxdepth 1 -name '*.patch' 2>/dev/null | sort)
+	[ ${#bp[@]} -gt 0 ] || die "no benchmark patch in ${OPTIONAL#"$TOP"/}/bench/"
+	src_tree=$out/tree-selftest
+	msg "applying the benchmark's patch to a scratch clone of ${TREE#"$TOP"/}'s tools/, ${src_tree#"$TOP"/}"
+	if ! is_git_tree "$src_tree"; then
+		rm -rf "$src_tree"
+		git clone -q --shared --no-checkout "$TREE" "$src_tree"
+		git -C "$src_tree" sparse-checkout set tools scripts/subarch.include
+	fi
+	git -C "$src_tree" fetch -q -f --tags "$TREE"
+	git -C "$src_tree" checkout -q -f --detach "$(git -C "$TREE" rev-parse HEAD)"
+	git -C "$src_tree" clean -q -fd -- tools/testing/selftests/kvm
+	git -C "$TREE" diff HEAD -- tools >"$work/uncommitted-tools.diff"
+	[ -s "$work/uncommitted-tools.diff" ] && git -C "$src_tree" apply "$work/uncommitted-tools.diff"
+	for p in "${bp[@]}"; do
+		git -C "$src_tree" apply --check "$p" 2>"$work/apply.err" || {
+			cat "$work/apply.err" >&2
+			die "the benchmark's patch $(basename "$p") does not apply to ${TREE#"$TOP"/}'s tools/; refresh it"
+		}
+		git -C "$src_tree" apply "$p"
+	done
+fi
+sd=$src_tree/tools/testing/selftests/kvm
 hdr_key=$( (git -C "$TREE" rev-parse HEAD:include/uapi HEAD:arch/x86/include/uapi &&
 	git -C "$TREE" diff HEAD -- include/uapi arch/x86/include/uapi) | sha1sum | cut -c1-12)
 hdr=$CACHE/uapi-headers/$hdr_key
@@ -102,7 +133,7 @@ if [ ! -d "$hdr/include" ]; then
 		die "headers_install failed in $TREE"
 	mv -T "$htmp/out" "$hdr" 2>/dev/null || [ -d "$hdr/include" ] || die "could not store the headers in $hdr"
 fi
-obj=$BUILD/selftests/obj-$(echo "$TREE" | sha1sum | cut -c1-8)-$hdr_key
+obj=$BUILD/selftests/obj-$(echo "$src_tree" | sha1sum | cut -c1-8)-$hdr_key
 mkdir -p "$obj"
 msg "building $TEST statically"
 make -s -C "$sd" -j"$(nproc)" OUTPUT="$obj" KHDR_INCLUDES="-isystem $hdr/include" \
