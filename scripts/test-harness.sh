@@ -419,11 +419,12 @@ EOT
 			"$TOP/README.md" >"$script"
 		[ -s "$script" ] || { bad "README block '$b': empty"; continue; }
 		# Each block in a project of its own, as a new user has it.
-		rsync -a --exclude=/build/ "$TOP/" "$tmp/$b/"
+		rsync -a --exclude=/build/ --exclude='/build-*/' "$TOP/" "$tmp/$b/"
 		msg "README block '$b' in a fresh copy of the project:"
 		sed 's/^/    $ /' "$script" >&2
 		rc=0 bt=$(date +%s)
-		(cd "$tmp/$b" && env -u KVM_HV_LOCKED HOME="$tmp/home" EDITOR="$tmp/editor" \
+		# A new user's shell: no BUILD, TREE, KSRC or SERIES of the caller's.
+		(cd "$tmp/$b" && env -u KVM_HV_LOCKED -u BUILD -u TREE -u KSRC -u SERIES HOME="$tmp/home" EDITOR="$tmp/editor" \
 			CACHE="$CACHE" STATE="$tmp/state" bash -euo pipefail "$script") >"$tmp/$b.log" 2>&1 || rc=$?
 		# What each block must show besides succeeding.
 		local want=
