@@ -9,12 +9,16 @@
 # it.  Where they go depends on the series:
 #
 #   SERIES=stable    the 6.12.y backport, to the stable team as
-#                    stable-kernel-rules.rst's option 3 describes:
-#                    To: $STABLE_LIST, "[PATCH 6.12.y n/m]" ("[PATCH 6.12.y
-#                    v2 n/m]" for a v2), patch 1 must begin "commit
-#                    $STABLE_UPSTREAM upstream.", and Cc: the author of that
-#                    commit ($STABLE_UPSTREAM_AUTHOR) and every maintainer,
-#                    reviewer and list scripts/get_maintainer.pl names
+#                    stable-kernel-rules.rst's option 3 describes: only the
+#                    leading commits whose change log begins "commit <id>
+#                    upstream." (the stable tree takes only what is
+#                    upstream; the tests and docs after them are not), with
+#                    the cover letter; To: $STABLE_LIST, "[PATCH 6.12.y
+#                    n/m]" ("[PATCH 6.12.y v2 n/m]" for a v2), patch 1 must
+#                    begin "commit $STABLE_UPSTREAM upstream.", and Cc: the
+#                    author of that commit ($STABLE_UPSTREAM_AUTHOR) and
+#                    every maintainer, reviewer and list
+#                    scripts/get_maintainer.pl names
 #   SERIES=mainline  lists To:, people Cc:, as get_maintainer.pl says
 #
 # Signing off is the sender's own act (the Developer's Certificate of
@@ -98,8 +102,26 @@ me="$name <$email>"
 
 # The sign-off.  Which commits still carry the placeholder (as author or
 # anywhere in the message), and which lack the sender's Signed-off-by.
-placeholder=() unsigned=()
 mapfile -t commits < <(git -C "$TREE" rev-list --reverse "$BASE_TAG..HEAD")
+# The stable tree takes only changes that are upstream: the leading
+# backports, each naming its upstream commit on its first line.
+tip=HEAD
+if [ "$SERIES" = stable ]; then
+	k=0
+	for c in "${commits[@]}"; do
+		line=$(git -C "$TREE" log -1 --format=%b "$c")
+		[[ ${line%%$'\n'*} =~ ^commit\ [0-9a-f]{12,40}\ upstream\.$ ]] || break
+		k=$((k + 1))
+	done
+	if [ "$k" -gt 0 ]; then
+		tip=${commits[k - 1]}
+		[ "$k" -eq "$n" ] ||
+			msg "stable: sending the $k upstream backport(s) of $n commits; the other $((n - k)) (tests, docs) are not upstream, so not for the stable tree (stable-kernel-rules.rst)"
+		commits=("${commits[@]:0:k}")
+		n=$k
+	fi
+fi
+placeholder=() unsigned=()
 for c in "${commits[@]}"; do
 	h=$(git -C "$TREE" rev-parse --short "$c")
 	log=$(git -C "$TREE" log -1 --format='%an <%ae>%n%B' "$c")
@@ -175,10 +197,28 @@ GIT_COMMITTER_NAME=$name GIT_COMMITTER_EMAIL=$email \
 	git -C "$TREE" -c core.abbrev=12 -c diff.noprefix=false format-patch -q \
 		"${vopt[@]}" --cover-letter --cover-from-description=subject \
 		--no-thread --no-signature --base="$BASE_TAG" \
-		-o "$tmp/mails" "$BASE_TAG..HEAD"
+		-o "$tmp/mails" "$BASE_TAG..$tip"
 mapfile -t mails < <(find "$tmp/mails" -name '*.patch' | sort)
 [ ${#mails[@]} -eq $((n + 1)) ] ||
 	die "git format-patch wrote ${#mails[@]} files for $n commits and a cover letter"
+# format-patch takes the branch description only for a range that ends
+# at the branch (git 2.39 has no --description-file): fill its template
+# in, as it would have.
+if [ "$tip" != HEAD ]; then
+	git -C "$TREE" config "branch.$branch.description" >"$tmp/description"
+	python3 - "${mails[0]}" "$tmp/description" <<'EOF' || die "could not write the cover letter from the branch description"
+import sys
+
+cover, desc = sys.argv[1], open(sys.argv[2], encoding='utf-8').read().strip('\n')
+subject, _, body = desc.partition('\n\n')
+text = open(cover, encoding='utf-8').read()
+if '*** SUBJECT HERE ***' not in text or '*** BLURB HERE ***' not in text:
+    sys.exit('no cover letter template in ' + cover)
+text = text.replace('*** SUBJECT HERE ***', ' '.join(subject.split()), 1)
+text = text.replace('*** BLURB HERE ***', body.strip('\n'), 1)
+open(cover, 'w', encoding='utf-8').write(text)
+EOF
+fi
 
 # With SIGNOFF=1, put the sender's identity in place of the placeholder.
 # Give every mail a Message-ID; the patches reply to the cover letter.

@@ -11,7 +11,9 @@
 #   - v1 sent with SIGNOFF=1 SEND=1 arrives complete, with the test
 #     identity in place of the placeholder (author and Signed-off-by), and
 #     'git am' of the received mails onto $BASE_TAG gives exactly the tree
-#     of the series;
+#     of the series, or for the 6.12.y backport, of the fix alone: only
+#     the commits that begin "commit <id> upstream." go to stable (the
+#     tests and docs after them are not upstream);
 #   - the headers: for the 6.12.y backport, To: stable@vger.kernel.org
 #     only, "[PATCH 6.12.y n/m]", patch 1's change log beginning "commit
 #     45692aa4a7ce upstream.", Cc: the author of that commit and everyone
@@ -30,9 +32,24 @@ need_stage test-send
 py=/usr/bin/python3
 $py -c 'import aiosmtpd' 2>/dev/null || die "$py cannot import aiosmtpd; install python3-aiosmtpd"
 git -C "$TREE" rev-parse --git-dir >/dev/null 2>&1 || die "no tree at $TREE; run 'make tree' first"
-n=$(git -C "$TREE" rev-list --count "$BASE_TAG..HEAD") ||
+n_all=$(git -C "$TREE" rev-list --count "$BASE_TAG..HEAD") ||
 	die "$TREE has no '$BASE_TAG' tag; recreate it with 'make tree FORCE=1'"
-[ "$n" -gt 0 ] || die "$TREE has no commits on top of $BASE_TAG"
+[ "$n_all" -gt 0 ] || die "$TREE has no commits on top of $BASE_TAG"
+# What must arrive: the whole series, or for stable the commits up to
+# the last one whose change log begins "commit <id> upstream.".
+n=$n_all
+sent_tip=HEAD
+if [ "$SERIES" = stable ]; then
+	n=0
+	for c in $(git -C "$TREE" rev-list --reverse "$BASE_TAG..HEAD"); do
+		line=$(git -C "$TREE" log -1 --format=%b "$c")
+		[[ ${line%%$'\n'*} =~ ^commit\ [0-9a-f]{12,40}\ upstream\.$ ]] || break
+		n=$((n + 1))
+		sent_tip=$c
+	done
+	[ "$n" -gt 0 ] || die "patch 1 of $TREE does not begin 'commit <id> upstream.'; the 6.12.y series has no backport to send"
+	msg "stable: $n of the $n_all commits are upstream backports; only they go to the stable list"
+fi
 
 t0=$(date +%s)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/test-send.XXXXXX")
@@ -223,6 +240,8 @@ headers() {
 		check "$what: subjects [PATCH$v k/$n]" subjects "PATCH$v" "$@"
 		check "$what: not addressed to $STABLE_TO" nobody_has "$STABLE_TO" "$@"
 	fi
+	check "$what: the cover letter is the branch description, not git's template" \
+		none_has "*** SUBJECT HERE ***" "*** BLURB HERE ***" "$1"
 	check "$what: no placeholder identity left" none_has "$PH_EMAIL" "$PH_NAME" "$@"
 	check "$what: From: is the test identity" all_have "From: $name <$email>" "$@"
 	check "$what: patches signed off by the test identity" all_have "Signed-off-by: $name <$email>" "${@:2}"
@@ -276,9 +295,9 @@ git -C "$am" sparse-checkout set --cone "${dirs[@]}"
 git -C "$am" checkout -q --detach "$(git -C "$TREE" rev-parse "$BASE_TAG^{commit}")"
 git -C "$am" -c user.name="$name" -c user.email="$email" am -q "${v1[@]:1}" ||
 	die "git am of the received v1 failed in $am"
-want=$(git -C "$TREE" rev-parse 'HEAD^{tree}')
+want=$(git -C "$TREE" rev-parse "$sent_tip^{tree}")
 got=$(git -C "$am" rev-parse 'HEAD^{tree}')
-check "git am of v1 gives the series' tree ($got)" test "$got" = "$want"
+check "git am of v1 gives the tree of the $n patch(es) sent ($got)" test "$got" = "$want"
 check "git am of v1 gives $n commits by the test identity" test \
 	"$(git -C "$am" log --format='%an <%ae>' "$BASE_TAG..HEAD" | sort -u)" = "$name <$email>"
 check "resending v1 is refused" refused "was already sent" SEND=1 SIGNOFF=1
@@ -304,11 +323,11 @@ cmd=$(sed -n 's/^ *\(git -C .* rebase .*\)$/\1/p' <<<"$out")
 [ -n "$cmd" ] || { printf '%s\n' "$out" >&2; die "the refusal does not say which git command signs the commits off"; }
 msg "running the refusal's command: $cmd"
 bash -c "$cmd" >"$tmp/rebase.log" 2>&1 || { cat "$tmp/rebase.log" >&2; die "the command the refusal suggests failed"; }
-check "after it, the $n commits are the test identity's" test \
+check "after it, the $n_all commits are the test identity's" test \
 	"$(git -C "$own" log --format='%an <%ae>|%cn <%ce>' "$BASE_TAG..HEAD" | sort -u)" = "$name <$email>|$name <$email>"
 check "after it, each commit is signed off by the test identity alone" test \
 	"$(git -C "$own" log --format='%(trailers:key=Signed-off-by,valueonly,separator=%x2C )' "$BASE_TAG..HEAD" | sort -u)" = "$name <$email>"
-check "after it, the tree is the series' tree" test "$(git -C "$own" rev-parse 'HEAD^{tree}')" = "$want"
+check "after it, the tree is the series' tree" test "$(git -C "$own" rev-parse 'HEAD^{tree}')" = "$(git -C "$TREE" rev-parse 'HEAD^{tree}')"
 
 # --- v2, from the signed-off tree without SIGNOFF ---------------------------
 msg "sending v2 from the signed-off copy, without SIGNOFF"
