@@ -7,14 +7,20 @@
 : "${QEMU_TIMEOUT:=300}"
 # Where the patched modules are taken from (make modules puts them here).
 : "${PATCHED_MODS_DIR:=$BUILD/modules/patched}"
+# The kernel to boot: Debian's (VMLINUZ from base_env), or one built with
+# KVM in it (debug.sh) that needs no KVM modules: QEMU_INSMOD="".
+: "${QEMU_KERNEL:=}"
+# Taint bits a clean run may show: O=4096 and E=8192 (out-of-tree,
+# unsigned modules); debug.sh adds N=262144 (a KUnit test was loaded).
+: "${QEMU_TAINT_OK:=$((4096 | 8192))}"
 
 # The guest prints "@@<TAG> ..." lines on the serial console; everything
 # else is kernel or test output.
 
 # qemu_need_pkgs: the packages a boot needs.
 qemu_need_pkgs() {
-	[ "$SERIES" = stable ] ||
-		die "SERIES=$SERIES: the QEMU targets boot Debian's 6.12 kernel with out-of-tree modules; the $SERIES series needs a kernel built from its own tree, which the harness does not build yet"
+	[ "$SERIES" = stable ] || [ -n "$QEMU_KERNEL" ] ||
+		die "SERIES=$SERIES: the QEMU targets boot Debian's 6.12 kernel with out-of-tree modules; the $SERIES series needs a kernel built from its own tree: 'make debug SERIES=$SERIES' builds one and runs KUnit, the selftests and the fuzzer on it"
 	need_stage qemu
 }
 
@@ -89,11 +95,16 @@ qemu_stage_modules() {
 }
 
 # qemu_stage_init STAGE VENDOR: busybox and an /init that mounts the
-# pseudo file systems, loads the modules from /mods, runs /payload.sh,
-# then reports the taint and dmesg and powers off.
+# pseudo file systems, loads the modules from /mods (QEMU_INSMOD, default
+# irqbypass, ccp, kvm and the vendor's), runs /payload.sh, then reports
+# the taint and dmesg and powers off (QEMU_KERNEL: reboot -f, which
+# -no-reboot turns into an exit, for a kernel without ACPI power-off).
 qemu_stage_init() {
-	local stage=$1 vendor=$2 insmod="irqbypass ccp kvm kvm-$2"
+	local stage=$1 vendor=$2 insmod halt=poweroff
+	insmod=${QEMU_INSMOD-irqbypass ccp kvm kvm-$vendor}
 	[ -z "${GUEST_MODROOT:-}" ] || insmod=
+	[ -z "$QEMU_KERNEL" ] || halt=reboot
+	halt+=" -f"
 	mkdir -p "$stage"/{bin,dev,proc,sys,tmp,mods}
 	cp /bin/busybox "$stage/bin/busybox"
 	cat >"$stage/init" <<EOF
@@ -126,7 +137,7 @@ echo "@@DMESG-BEGIN"
 dmesg
 echo "@@DMESG-END"
 echo "@@DONE"
-poweroff -f
+$halt
 EOF
 	chmod +x "$stage/init"
 }
@@ -175,7 +186,7 @@ qemu_boot() {
 		set -o pipefail
 		timeout -k 10 "$QEMU_TIMEOUT" qemu-system-x86_64 "${QEMU_ARGS[@]}" \
 			-pidfile "$QEMU_PIDFILE" -name kvm-hv-flush \
-			-kernel "$VMLINUZ" -initrd "$initrd" \
+			-kernel "${QEMU_KERNEL:-$VMLINUZ}" -initrd "$initrd" \
 			-append "console=ttyS0 loglevel=3 panic=-1 ${QEMU_APPEND:-}" </dev/null 2>&1 |
 			tr -d '\r' | tee "$log" | sed -un 's/^@@PROGRESS /==>   guest: /p' >&2
 	) &
@@ -193,19 +204,20 @@ qemu_section() {
 # qemu_check_kernel LOG: complain (on stdout) about a guest that did not
 # finish, modules that did not load or gave no /dev/kvm, kernel splats and
 # unexpected taint.
-# Taint O (out of tree, 4096) and E (unsigned, 8192) are expected.
+# Taint O (out of tree, 4096) and E (unsigned, 8192) are expected
+# (QEMU_TAINT_OK).
 qemu_check_kernel() {
 	local log=$1 t
 	grep -q '^@@DONE$' "$log" || echo "the guest did not finish (crash, hang or timeout)"
 	grep -q '^@@KVM ok$' "$log" || echo "/dev/kvm did not appear"
 	grep '^@@FAIL ' "$log" | sed 's/^@@FAIL //' || true
 	qemu_section "$log" @@DMESG-BEGIN @@DMESG-END |
-		grep -E 'WARNING: CPU: [0-9]+ PID: [0-9]+ at|BUG:|Oops|kernel BUG at|general protection fault|KASAN|UBSAN|possible circular locking|possible recursive locking|lockdep|INFO: task .* blocked|Kernel panic|Call Trace:' |
+		grep -E 'WARNING: CPU: [0-9]+ PID: [0-9]+ at|BUG:|Oops|kernel BUG at|general protection fault|KASAN|UBSAN|KFENCE|WARNING: (possible|suspicious|inconsistent|bad unlock|held lock|lock held|nested lock)|INFO: possible|lockdep is turned off|DEBUG_LOCKS_WARN_ON|list_(add|del) corruption|corruption\.|INFO: task .* blocked|Kernel panic|Call Trace:' |
 		sed 's/^/dmesg: /' || true
 	t=$(sed -n 's/^@@TAINTED //p' "$log" | tail -n1)
 	if [ -z "$t" ]; then
 		grep -q '^@@DONE$' "$log" && echo "the guest did not report its taint"
-	elif [ $((t & ~(4096 | 8192))) -ne 0 ]; then
-		echo "kernel tainted $t (only O=4096 and E=8192 are expected)"
+	elif [ $((t & ~QEMU_TAINT_OK)) -ne 0 ]; then
+		echo "kernel tainted $t (only $QEMU_TAINT_OK of it is expected)"
 	fi
 }

@@ -15,6 +15,12 @@
 #                        HV_FLUSH_PROBE_FUNC=bogus to break the flush oracle
 #   GUEST_SLEEP=<s>      keep the guest idle that long before the tests
 #                        (the interrupt tests need a guest that runs on)
+#   KERNEL=<bzImage>     boot this kernel, with KVM built in, instead of
+#                        Debian's with modules (debug.sh); MODS is then
+#                        "builtin" and a KUnit taint (N) is expected
+#   GUEST_KMODS="a.ko .." modules of that kernel to insmod before the
+#                        tests; the dmesg lines each one adds (a KUnit
+#                        module's KTAP) land in <module>.dmesg
 #   SELFTESTS_OUT=<dir>  where the results go (build/selftests/<MODS>-<CPU>)
 #
 # Each test's output goes to the console as it runs, between "@@BEGIN t"
@@ -26,8 +32,17 @@ set -euo pipefail
 
 CPU=${CPU:-48}
 MODS=${MODS:-patched}
+if [ -n "${KERNEL:-}" ]; then
+	[ -f "$KERNEL" ] || die "KERNEL=$KERNEL: no such kernel image; 'make debug' builds one"
+	QEMU_KERNEL=$KERNEL QEMU_INSMOD='' MODS=builtin
+	QEMU_TAINT_OK=$((QEMU_TAINT_OK | 262144))
+fi
 case $CPU in 48 | la57) ;; *) die "CPU must be 48 or la57, not '$CPU'" ;; esac
-case $MODS in patched | stock) ;; *) die "MODS must be patched or stock, not '$MODS'" ;; esac
+case $MODS in
+patched | stock) ;;
+builtin) [ -n "${KERNEL:-}" ] || die "MODS=builtin is for a KERNEL= with KVM built in ('make debug')" ;;
+*) die "MODS must be patched or stock, not '$MODS'" ;;
+esac
 TEST_TIMEOUT=${TEST_TIMEOUT:-120}
 [[ $TEST_TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "TEST_TIMEOUT must be a number of seconds, not '$TEST_TIMEOUT'"
 
@@ -99,8 +114,15 @@ on_exit "rm -rf '$work'"
 
 msg "staging an initramfs: busybox, $MODS KVM modules, ${#tests[@]} tests"
 stage=$work/stage
-qemu_stage_modules "$stage/mods" "$MODS"
+[ "$MODS" = builtin ] || qemu_stage_modules "$stage/mods" "$MODS"
 qemu_stage_init "$stage" "$vendor"
+kmods=()
+for km in ${GUEST_KMODS:-}; do
+	[ -f "$km" ] || die "GUEST_KMODS: no module $km"
+	mkdir -p "$stage/kmods"
+	cp "$km" "$stage/kmods/"
+	kmods+=("$(basename "$km" .ko)")
+done
 mkdir -p "$stage/tests"
 for t in "${tests[@]}"; do
 	[ -x "$obj/$sd/$t" ] || die "no selftest '$t' in ${TREE#"$TOP"/}"
@@ -113,6 +135,16 @@ done
 		printf 'export %q\n' "$kv"
 	done
 	[[ ${GUEST_SLEEP:-0} =~ ^[0-9]+$ ]] || die "GUEST_SLEEP must be a number of seconds"
+	for km in "${kmods[@]}"; do
+		cat <<EOF
+echo "@@PROGRESS loading $km.ko"
+n=\$(dmesg | wc -l)
+insmod /kmods/$km.ko || echo "@@FAIL insmod $km.ko"
+echo "@@KMOD-BEGIN $km"
+dmesg | tail -n +\$((n + 1))
+echo "@@KMOD-END $km"
+EOF
+	done
 	echo "sleep ${GUEST_SLEEP:-0}"
 	echo "for t in ${tests[*]}; do"
 	cat <<'EOF'
@@ -142,6 +174,9 @@ log=$work/console.log
 failed=0
 printf 'test\tresult\trc\tsecs\tfailing_cases\tskipped_cases\n' >"$work/summary.tsv"
 row() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$work/summary.tsv"; }
+for km in "${kmods[@]}"; do
+	qemu_section "$log" "@@KMOD-BEGIN $km" "@@KMOD-END $km" >"$work/$km.dmesg"
+done
 for t in "${tests[@]}"; do
 	qemu_section "$log" "@@BEGIN $t" "$(grep -m1 "^@@END $t " "$log" || echo "@@END $t")" \
 		>"$work/$t.ktap"
