@@ -8,7 +8,7 @@ SHELL := /bin/bash
 S := scripts
 
 .PHONY: all deps base tree ensure-tree export modules smoke selftests redgreen \
-	fuzz kunit mutants lint send test-send check clean distclean help
+	fuzz kunit debug mutants lint send test-send check clean distclean help
 
 ## all: the main job: tree, modules, smoke boot, red/green selftest table
 all: tree modules smoke redgreen
@@ -77,6 +77,11 @@ bench: modules
 ## kunit: run the KUnit suite with kunit.py
 kunit: ensure-tree
 	$(S)/kunit.sh
+
+## debug: a KASAN/UBSAN/lockdep kernel built from the tree (KVM built in, KUnit
+##   as a module) under QEMU: KUnit, every Hyper-V selftest, fuzzer (SERIES=, FUZZ_ROUNDS=)
+debug: ensure-tree
+	$(S)/debug.sh
 
 ## mutants: require the KUnit suite to kill every mutant of the helper
 mutants: ensure-tree

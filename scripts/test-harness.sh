@@ -532,6 +532,19 @@ do_faults() {
 	fault "stock modules installed" install "build ID [0-9a-f]+, not the patched kvm.ko" STAGES=install \
 		PATCHED_MODS_DIR="$FT/stock" TREE="$TREE" BUILD="$FT/b5" LOCK_WAIT=600
 
+	# A use-after-free on the PV TLB flush path, as a scratch change of the
+	# debug kernel's mirror (never the tree): KASAN must report it and the
+	# debug stage must show the report.  It rebuilds the debug kernel
+	# incrementally, so it runs where the debug stage (or make debug) built
+	# that kernel once; a first build here would take most of an hour.
+	if [ -f "$CACHE/debug/stable/build/vmlinux" ]; then
+		fault "use-after-free" debug "BUG: (KASAN|KFENCE): [a-z-]*use-after-free" STAGES=debug \
+			DEBUG_PATCH="$TOP/faults/use-after-free.patch" DEBUG_TESTS=hyperv_tlb_flush_ranges \
+			FUZZ_ROUNDS=0 TREE="$TREE" BUILD="$FT/b7" LOCK_WAIT=1800
+	else
+		echo "# fault 'use-after-free' NOT run: no debug kernel in $CACHE/debug/stable/build yet ('make debug' or the debug stage builds it)"
+	fi
+
 	# A send that fails: nothing listens on the SMTP port.
 	fault "failing send" send "sending v1 failed" STAGES=send TEST_SEND_SMTP_PORT=1 TREE="$TREE" BUILD="$FT/b6" LOCK_WAIT=600
 }

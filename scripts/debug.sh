@@ -1,0 +1,315 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# make debug: one debug kernel built in-tree from $TREE (KVM, kvm_amd and
+# the Hyper-V code built in, the KUnit suite as a module), booted under
+# the QEMU TCG runner of qemu.sh, running the KUnit suite (insmod, its KTAP
+# parsed by kunit.py parse), every Hyper-V selftest of the same tree and
+# a short fuzzer budget, under KASAN, UBSAN, lockdep, KFENCE, DEBUG_LIST and
+# DEBUG_ATOMIC_SLEEP.  Any report of theirs, or any WARN, fails the run.
+#
+# The config comes only from the kernel's tools: kunit.py build with the
+# series' arch/x86/kvm/.kunitconfig, configs/debug.config and
+# CONFIG_KVM_HYPERV_KUNIT_TEST=m (--kconfig_add).  kunit.py builds a
+# mirror of $TREE as it is (committed or not) in $CACHE/debug/<series>/src,
+# into $CACHE/debug/<series>/build, with ccache: out of the tree, shared by
+# every clone, incremental, and kept by 'make clean'.
+#
+#   SERIES=stable|mainline  the 6.12.y series (build/tree) or the mainline
+#                           one (build/tree-mainline, on the 7.1.3 tarball)
+#   CPU=48|la57             the guest's host CPU (default 48)
+#   DEBUG_TESTS="..."       the selftests (default: every Hyper-V selftest)
+#   FUZZ_ROUNDS=<n>         fuzzer rounds (default 500; 0: no fuzzer boot)
+#   SEED=<n>                fuzzer seed (default: today, YYYYMMDD)
+#   DEBUG_PATCH=<file>      a scratch change (faults/*.patch) applied to the
+#                           mirror for this run only, never to $TREE
+#   debug.sh --check        make check's stage: the run above; on mainline
+#                           also faults/revert-45692aa4a7ce.patch, with
+#                           which hyperv_tlb_flush_ranges must fail (RED);
+#                           exits 4 saying SKIP without the 7.1.3 tarball
+#
+# Results: build/debug/<series>/ (build.log, tests/, retry/, fuzz/ and red/ as
+# selftests.sh leaves them: console.log, KTAP per test, summary.tsv;
+# kunit.json).  Exit status: 0 passed; 3 the kernel ran and a check failed;
+# 4 skipped; 1 anything else.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+CHECK=
+case ${1:-} in
+--check) CHECK=1 ;;
+'') ;;
+*) die "usage: $0 [--check]" ;;
+esac
+CPU=${CPU:-48}
+case $CPU in 48 | la57) ;; *) die "CPU must be 48 or la57, not '$CPU'" ;; esac
+FUZZ_ROUNDS=${FUZZ_ROUNDS:-500}
+[[ $FUZZ_ROUNDS =~ ^[0-9]+$ ]] || die "FUZZ_ROUNDS must be a number of rounds, not '$FUZZ_ROUNDS'"
+SEED=${SEED:-$(date -u +%Y%m%d)}
+[[ $SEED =~ ^[1-9][0-9]*$ ]] || die "SEED must be a positive number, not '$SEED'"
+: "${KUNIT_MIN_CASES:=20}"
+KUNIT_SUITE=kvm_hyperv_tlb_flush
+KUNIT_DIR=arch/x86/kvm
+FRAGMENT=$TOP/configs/debug.config
+MODULE_CONFIG=CONFIG_KVM_HYPERV_KUNIT_TEST=m
+REVERT=$TOP/faults/revert-45692aa4a7ce.patch
+
+if [ -n "$CHECK" ] && [ "$SERIES" = mainline ]; then
+	tarball=${MAINLINE_TARBALL:-$TOP/../shared/linux-7.1.3.tar.xz}
+	if [ ! -f "$tarball" ]; then
+		echo "SKIP debug-mainline: no Linux 7.1.3 tarball at $tarball (MAINLINE_TARBALL=); the mainline debug kernel was NOT built or tested"
+		exit 4
+	fi
+	export MAINLINE_TARBALL=$tarball
+fi
+
+harness_lock
+DEBUG_HOME=$CACHE/debug/$SERIES
+harness_lock "$DEBUG_HOME"
+need_stage kunit qemu selftests
+[ -f "$FRAGMENT" ] || die "no config fragment $FRAGMENT"
+if [ -n "$CHECK" ] && ! is_git_tree "$TREE"; then
+	# make check may run this stage on its own: make the tree.
+	"$TOP/scripts/tree.sh" --ensure
+fi
+base_env
+tree_require
+[ -f "$TREE/$KUNIT_DIR/.kunitconfig" ] ||
+	die "$TREE has no $KUNIT_DIR/.kunitconfig, so the KUnit patch is not in it; run 'make tree${SERIES:+ SERIES=$SERIES}'"
+tree_report
+
+SRC=$DEBUG_HOME/src
+KBUILD=$DEBUG_HOME/build
+OUT=$BUILD/debug/$SERIES
+mkdir -p "$SRC" "$KBUILD" "$OUT" "$CCACHE_DIR"
+
+msg "mirroring ${TREE#"$TOP"/} (as it is, committed or not) into $SRC"
+t=$(date +%s)
+# In-tree build output is left out: kunit.py builds with O=.
+rsync -rlc --delete --exclude=/.git --exclude=/.kunit/ --exclude='/.config*' \
+	--exclude=/include/config/ --exclude=/include/generated/ \
+	--exclude='/arch/*/include/generated/' --exclude='*.o' --exclude='*.ko' \
+	--exclude='*.a' --exclude='.*.cmd' --exclude='*.mod' --exclude='*.mod.c' \
+	--exclude='/vmlinux*' --exclude=/System.map --exclude=/Module.symvers \
+	--exclude='/modules.*' --exclude='/.tmp_*' \
+	"$TREE/" "$SRC/"
+msg "mirror in sync in $(($(date +%s) - t)) s"
+
+# apply_scratch PATCH: a scratch change to the mirror, taken out at exit.
+# The next build rebuilds what it touched (the mtimes changed).
+apply_scratch() {
+	local p=$1
+	[ -f "$p" ] || die "DEBUG_PATCH: no file $p"
+	patch -p1 -s -N --dry-run --no-backup-if-mismatch -d "$SRC" <"$p" >/dev/null ||
+		die "the scratch change $p does not apply to ${TREE#"$TOP"/}"
+	msg "applying the scratch change ${p#"$TOP"/} to the mirror (never to ${TREE#"$TOP"/})"
+	patch -p1 -s -N --no-backup-if-mismatch -d "$SRC" <"$p"
+	on_exit "patch -p1 -s -R --no-backup-if-mismatch -d '$SRC' <'$p'"
+}
+
+# build: configure with kunit.py, build vmlinux and the modules, and check
+# that the .config has every option asked for.
+build() {
+	local log=$OUT/build.log t rc=0 missing
+	msg "kunit.py build: $KUNIT_DIR/.kunitconfig + ${FRAGMENT#"$TOP"/} + $MODULE_CONFIG, in $KBUILD (log: ${log#"$TOP"/})"
+	t=$(date +%s)
+	(cd "$SRC" && ./tools/testing/kunit/kunit.py build --arch=x86_64 \
+		--kunitconfig="$KUNIT_DIR" --kunitconfig="$FRAGMENT" \
+		--kconfig_add="$MODULE_CONFIG" --build_dir="$KBUILD" \
+		--jobs="$(nproc)" --make_options "CC=ccache gcc") >"$log" 2>&1 || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		grep -E 'error|Error|Missing|ERROR' "$log" | tail -n 20 >&2 || tail -n 20 "$log" >&2
+		die "kunit.py build failed (exit $rc) after $(($(date +%s) - t)) s; see $log"
+	fi
+	make -s -C "$SRC" O="$KBUILD" ARCH=x86_64 CC="ccache gcc" -j"$(nproc)" modules >>"$log" 2>&1 ||
+		die "make modules failed; see $log"
+	BUILD_SECS=$(($(date +%s) - t))
+	msg "kernel and modules built in $BUILD_SECS s"
+
+	# kunit.py already refuses a .config without an option it was given;
+	# say it again here, by name, with the fragment's own lines.
+	missing=$(cat "$SRC/$KUNIT_DIR/.kunitconfig" "$FRAGMENT" <(echo "$MODULE_CONFIG") |
+		sed -n 's/^\(CONFIG_[A-Za-z0-9_]*=.*\)$/\1/p' |
+		grep -v "^CONFIG_KVM_HYPERV_KUNIT_TEST=y$" | sort -u |
+		while read -r opt; do grep -qxF "$opt" "$KBUILD/.config" || echo "$opt"; done)
+	[ -z "$missing" ] ||
+		die "kconfig dropped options asked for (unmet dependencies?): $(echo "$missing" | tr '\n' ' ')"
+	KMOD=$KBUILD/$KUNIT_DIR/hyperv_kunit.ko
+	KIMAGE=$KBUILD/arch/x86/boot/bzImage
+	[ -f "$KMOD" ] || die "no $KMOD after the build"
+	[ -f "$KIMAGE" ] || die "no $KIMAGE after the build"
+	msg "config has all $(cat "$SRC/$KUNIT_DIR/.kunitconfig" "$FRAGMENT" | grep -c '^CONFIG_') options asked for, the suite as a module"
+}
+
+# boot NAME TESTS [VAR=VALUE...]: selftests.sh with this kernel; results in
+# $OUT/NAME.  Returns selftests.sh's status.
+boot() {
+	local name=$1 tests=$2 rc=0
+	shift 2
+	rm -rf "${OUT:?}/$name"
+	msg "booting the debug kernel: $name (${tests:-every Hyper-V selftest})"
+	env KERNEL="$KIMAGE" CPU="$CPU" TESTS="$tests" SELFTESTS_OUT="$OUT/$name" \
+		QEMU_APPEND="log_buf_len=8M" TEST_TIMEOUT="${TEST_TIMEOUT:-600}" \
+		QEMU_TIMEOUT="${QEMU_TIMEOUT:-1800}" "$@" \
+		"$TOP/scripts/selftests.sh" >"$OUT/$name.log" 2>&1 || rc=$?
+	grep -E '^(==> (all|booting)|ERROR|kernel: |[a-z_]+: (not ok|# ))' "$OUT/$name.log" >&2 || true
+	return "$rc"
+}
+
+# reports DIR: the kernel's reports in DIR/console.log, shown in full.
+reports() {
+	awk '
+		/^@@DMESG-BEGIN$/ { d = 1; next }
+		/^@@DMESG-END$/ { d = 0 }
+		!d { next }
+		/^=+$/ && !r { hdr = $0; next }
+		/BUG: |WARNING: CPU: |WARNING: (possible|suspicious|inconsistent|bad unlock)|UBSAN: |list_(add|del) corruption|kernel BUG at|general protection fault/ {
+			if (!r && hdr != "") print hdr
+			r = 60
+		}
+		r { print; r-- }
+	' "$1/console.log" 2>/dev/null || true
+}
+
+# kunit_parse DIR: the suite's KTAP (the dmesg lines of its insmod)
+# through kunit.py parse; at least KUNIT_MIN_CASES cases, all passed.
+kunit_parse() {
+	local dir=$1 json=$OUT/kunit.json summary nsuite total passed failed skipped crashed
+	[ -s "$dir/hyperv_kunit.dmesg" ] || { warn "the KUnit module printed nothing"; return 1; }
+	rm -f "$json"
+	(cd "$SRC" && ./tools/testing/kunit/kunit.py parse --json="$json" "$dir/hyperv_kunit.dmesg") \
+		>"$OUT/kunit-parse.log" 2>&1 || true
+	[ -s "$json" ] || { tail -n 20 "$OUT/kunit-parse.log" >&2; warn "kunit.py parse gave no results"; return 1; }
+	summary=$(python3 - "$json" "$KUNIT_SUITE" <<'EOF'
+import json, sys
+
+def leaves(group, path):
+    for case in group.get("test_cases", []):
+        yield path + [case["name"]], case["status"]
+    for sub in group.get("sub_groups", []):
+        yield from leaves(sub, path + [sub["name"]])
+
+def suites(group):
+    if group.get("name") == sys.argv[2]:
+        yield group
+    for sub in group.get("sub_groups", []):
+        yield from suites(sub)
+
+root = json.load(open(sys.argv[1]))
+found = list(suites(root))
+counts = {"PASS": 0, "FAIL": 0, "SKIP": 0, "ERROR": 0}
+bad = []
+for g in found:
+    for path, status in leaves(g, [g["name"]]):
+        counts[status] = counts.get(status, 0) + 1
+        if status != "PASS":
+            bad.append("%s %s" % (status, ".".join(path)))
+total = sum(counts.values())
+print("%d %d %d %d %d %d" % (len(found), total, counts["PASS"], counts["FAIL"],
+                             counts["SKIP"], counts["ERROR"]))
+for b in bad:
+    print(b)
+EOF
+)
+	read -r nsuite total passed failed skipped crashed <<<"$(head -n1 <<<"$summary")"
+	tail -n +2 <<<"$summary" | sed 's/^/    kunit: /' >&2
+	KUNIT_LINE="$total cases, $passed passed, $failed failed, $skipped skipped, $crashed crashed"
+	msg "KUnit suite $KUNIT_SUITE (module, kunit.py parse): $KUNIT_LINE"
+	[ "$nsuite" -eq 1 ] && [ "$passed" -eq "$total" ] && [ "$total" -ge "$KUNIT_MIN_CASES" ]
+}
+
+# The run: build, boot with the KUnit module and the selftests, boot with
+# the fuzzer.  Prints PASS/FAIL lines; returns non-zero on any FAIL.
+run() {
+	local bad=0 secs t calls rep failing d f
+	rm -rf "${OUT:?}"/{tests,retry,fuzz}
+	build
+	t=$(date +%s)
+	# No DEBUG_TESTS: selftests.sh's default, every Hyper-V selftest.
+	if boot tests "${DEBUG_TESTS:-}" GUEST_KMODS="$KMOD"; then
+		echo "PASS debug $SERIES: selftests ($(awk -F'\t' 'NR > 1 && $1 != "kernel"' "$OUT/tests/summary.tsv" | wc -l) passed), kernel clean ($(($(date +%s) - t)) s boot+tests)"
+	else
+		failing=$(awk -F'\t' 'NR > 1 && $2 == "fail" { print $1 }' "$OUT/tests/summary.tsv" 2>/dev/null | tr '\n' ' ')
+		# Upstream's hyperv_clock (a 10 ms bound between two clock reads)
+		# and hyperv_ipi (a fixed busy loop for the receiving vCPU to take
+		# the IPI) assume a vCPU runs on promptly, which the vCPU threads
+		# of a KASAN kernel under single-threaded TCG sometimes do not.
+		# When only they failed, on a clean kernel: one more boot for
+		# them alone, and the first boot's assertions are shown.
+		if [ -n "$failing" ] && ! tr ' ' '\n' <<<"$failing" | grep -qvxE 'hyperv_clock|hyperv_ipi|' &&
+			boot retry "${failing% }"; then
+			echo "PASS debug $SERIES: selftests ($(awk -F'\t' 'NR > 1 && $1 != "kernel"' "$OUT/tests/summary.tsv" | wc -l) passed; ${failing% } only on a second boot), kernel clean ($(($(date +%s) - t)) s)"
+			for f in $failing; do
+				echo "    first boot, $f: $(grep -m1 -A1 'Test Assertion Failure' "$OUT/tests/$f.ktap" | tail -n1 | sed 's/^ *//')"
+			done
+		else
+			echo "FAIL debug $SERIES: ${failing:-the kernel} (see ${OUT#"$TOP"/}/tests.log)"
+			bad=1
+		fi
+	fi
+	awk -F'\t' 'NR > 1 { printf "    %-28s %-5s %5ss\n", $1, $2, $4 }' "$OUT/tests/summary.tsv" 2>/dev/null || true
+	# The detectors are armed: their boot lines are in the log.
+	for d in 'KernelAddressSanitizer initialized' 'kfence: initialized' 'Lock dependency validator'; do
+		grep -q "$d" "$OUT/tests/console.log" 2>/dev/null ||
+			{ echo "FAIL debug $SERIES: the kernel did not say '$d'"; bad=1; }
+	done
+	if kunit_parse "$OUT/tests"; then
+		echo "PASS debug $SERIES: KUnit as a module: $KUNIT_LINE"
+	else
+		echo "FAIL debug $SERIES: KUnit as a module: ${KUNIT_LINE:-no results}"
+		bad=1
+	fi
+	if [ "$FUZZ_ROUNDS" -gt 0 ]; then
+		t=$(date +%s)
+		if boot fuzz hyperv_tlb_flush_ranges \
+			TEST_ENV="HV_FLUSH_FUZZ_ROUNDS=$FUZZ_ROUNDS HV_FLUSH_FUZZ_SEED=$SEED"; then
+			secs=$(($(date +%s) - t))
+			calls=$(sed -n 's/^# fuzzer: [0-9]* rounds, \([0-9]*\) hypercalls in.*/\1/p' \
+				"$OUT/fuzz/hyperv_tlb_flush_ranges.ktap" | tail -n1)
+			echo "PASS debug $SERIES: fuzzer: $FUZZ_ROUNDS rounds, ${calls:-?} hypercalls, no wrong one, kernel clean ($secs s boot+fuzz; seed $SEED)"
+		else
+			echo "FAIL debug $SERIES: fuzzer (seed $SEED; see ${OUT#"$TOP"/}/fuzz.log)"
+			grep -E '^# (fuzzer|verdicts)' "$OUT/fuzz/hyperv_tlb_flush_ranges.ktap" 2>/dev/null | sed 's/^/    /' || true
+			bad=1
+		fi
+	fi
+	rep=$(for d in tests retry fuzz; do reports "$OUT/$d"; done)
+	if [ -n "$rep" ]; then
+		echo "FAIL debug $SERIES: the kernel reported:"
+		printf "%s\n" "$rep" | sed "s/^/    | /"
+		bad=1
+	fi
+	return "$bad"
+}
+
+# red: with the fix reverted (scratch), hyperv_tlb_flush_ranges must fail
+# on wrong cases, on a clean kernel.
+red() {
+	local rc=0 cases
+	apply_scratch "$REVERT"
+	build
+	boot red hyperv_tlb_flush_ranges || rc=$?
+	cases=$(awk -F'\t' '$1 == "hyperv_tlb_flush_ranges" { print $5 }' "$OUT/red/summary.tsv" 2>/dev/null)
+	if [ "$rc" -ne 0 ] && grep -q '^not ok ' "$OUT/red/hyperv_tlb_flush_ranges.ktap" 2>/dev/null &&
+		awk -F'\t' '$1 == "kernel" && $2 == "pass"' "$OUT/red/summary.tsv" | grep -q .; then
+		echo "PASS debug $SERIES: RED with upstream 45692aa4a7ce reverted (scratch): $(grep -c '^not ok ' "$OUT/red/hyperv_tlb_flush_ranges.ktap") cases wrong ($cases)"
+		grep -m1 '^# verdicts' "$OUT/red/hyperv_tlb_flush_ranges.ktap" | sed 's/^/    /' || true
+		return 0
+	fi
+	echo "FAIL debug $SERIES: NOT RED with upstream 45692aa4a7ce reverted (exit $rc; see ${OUT#"$TOP"/}/red.log)"
+	return 1
+}
+
+start=$(date +%s)
+rc=0
+[ -z "${DEBUG_PATCH:-}" ] || apply_scratch "$DEBUG_PATCH"
+run || rc=3
+if [ -n "$CHECK" ] && [ "$SERIES" = mainline ] && [ -z "${DEBUG_PATCH:-}" ]; then
+	red || rc=3
+fi
+msg "debug $SERIES took $(($(date +%s) - start)) s (last build $BUILD_SECS s)"
+if [ "$rc" -ne 0 ]; then
+	printf 'ERROR: %s\n' "the debug run on $SERIES FAILED (see above; results in ${OUT#"$TOP"/})" >&2
+	exit "$rc"
+fi
+msg "debug $SERIES passed"
