@@ -15,10 +15,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 harness_lock
 
-DEFAULT_STAGES="deps shellcheck tree roundtrip errors make install fuzz bench kunit mutants lint send mainline flows readme faults"
-# Not yet in the default: debug and debug-mainline (STAGES="debug ..."), the
-# debug kernel with KVM built in, whose flush oracle needs a selftest that
-# places its kprobes without a "kvm_amd:" prefix when KVM is built in.
+DEFAULT_STAGES="deps shellcheck tree roundtrip errors make install fuzz bench kunit mutants debug lint send mainline debug-mainline flows readme faults"
 # What each stage runs.
 declare -A RUN=(
 	[deps]="$TOP/scripts/deps.sh"
