@@ -87,6 +87,12 @@ debug: ensure-tree
 mutants: ensure-tree
 	$(S)/mutants.sh
 
+.PHONY: selftest-mutants
+
+## selftest-mutants: require hyperv_tlb_flush_ranges to kill every mutant of the flush path (mutants/flush-path/), all in one QEMU boot (CPU=)
+selftest-mutants: modules
+	$(S)/selftest-mutants.sh
+
 ## lint: checkpatch, per-patch W=1 and sparse builds, kernel-doc, Sphinx
 lint: ensure-tree
 	$(S)/lint.sh

@@ -72,17 +72,7 @@ if [[ " ${variants[*]} " == *" bound "* ]]; then
 	# changed, so modules.sh rebuilds little.
 	bound_tree=$out/tree-bound
 	msg "applying ${#opt[@]} optional patch(es) to a scratch clone, ${bound_tree#"$TOP"/}"
-	if ! is_git_tree "$bound_tree"; then
-		rm -rf "$bound_tree"
-		git clone -q --shared --no-checkout "$TREE" "$bound_tree"
-		git -C "$bound_tree" sparse-checkout set arch/x86/kvm virt/kvm include arch/x86/include
-	fi
-	# --shared: the tree's objects are there already; its tags may move.
-	git -C "$bound_tree" fetch -q -f --tags "$TREE"
-	git -C "$bound_tree" checkout -q -f --detach "$(git -C "$TREE" rev-parse HEAD)"
-	git -C "$bound_tree" clean -q -fd
-	git -C "$TREE" diff HEAD -- arch/x86/kvm virt/kvm include arch/x86/include >"$work/uncommitted.diff"
-	[ -s "$work/uncommitted.diff" ] && git -C "$bound_tree" apply "$work/uncommitted.diff"
+	scratch_clone "$bound_tree" arch/x86/kvm virt/kvm include arch/x86/include
 	for p in "${opt[@]}"; do
 		git -C "$bound_tree" apply --check "$p" 2>"$work/apply.err" || {
 			cat "$work/apply.err" >&2
@@ -102,16 +92,7 @@ if [ ! -f "$TREE/tools/testing/selftests/kvm/x86_64/$TEST.c" ]; then
 	[ ${#bp[@]} -gt 0 ] || die "no benchmark patch in ${OPTIONAL#"$TOP"/}/bench/"
 	src_tree=$out/tree-selftest
 	msg "applying the benchmark's patch to a scratch clone of ${TREE#"$TOP"/}'s tools/, ${src_tree#"$TOP"/}"
-	if ! is_git_tree "$src_tree"; then
-		rm -rf "$src_tree"
-		git clone -q --shared --no-checkout "$TREE" "$src_tree"
-		git -C "$src_tree" sparse-checkout set tools scripts/subarch.include
-	fi
-	git -C "$src_tree" fetch -q -f --tags "$TREE"
-	git -C "$src_tree" checkout -q -f --detach "$(git -C "$TREE" rev-parse HEAD)"
-	git -C "$src_tree" clean -q -fdx -- tools/testing/selftests/kvm
-	git -C "$TREE" diff HEAD -- tools >"$work/uncommitted-tools.diff"
-	[ -s "$work/uncommitted-tools.diff" ] && git -C "$src_tree" apply "$work/uncommitted-tools.diff"
+	scratch_clone "$src_tree" tools scripts/subarch.include
 	for p in "${bp[@]}"; do
 		git -C "$src_tree" apply --check "$p" 2>"$work/apply.err" || {
 			cat "$work/apply.err" >&2

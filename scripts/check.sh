@@ -15,7 +15,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 harness_lock
 
-DEFAULT_STAGES="deps shellcheck tree roundtrip errors make install fuzz bench kunit mutants debug lint send mainline debug-mainline flows readme faults"
+DEFAULT_STAGES="deps shellcheck tree roundtrip errors make install fuzz bench kunit mutants selftest-mutants debug lint send mainline debug-mainline flows readme faults"
 # What each stage runs.
 declare -A RUN=(
 	[deps]="$TOP/scripts/deps.sh"
@@ -33,6 +33,7 @@ declare -A RUN=(
 	[bench]="env BENCH_SMOKE=1 $TOP/scripts/bench.sh"
 	[kunit]="$TOP/scripts/kunit.sh"
 	[mutants]="$TOP/scripts/mutants.sh"
+	[selftest-mutants]="$TOP/scripts/selftest-mutants.sh"
 	[lint]="$TOP/scripts/lint.sh"
 	[send]="$TOP/scripts/test-send.sh"
 	[flows]="$TOP/scripts/test-harness.sh flows"

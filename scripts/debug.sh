@@ -24,7 +24,10 @@
 #   DEBUG_PATCH=<file>      a scratch change (faults/*.patch) applied to the
 #                           mirror for this run only, never to $TREE
 #   debug.sh --check        make check's stage: the run above; on mainline
-#                           also faults/revert-45692aa4a7ce.patch, with
+#                           also hyperv_tlb_flush_ranges on a 57-bit host
+#                           (the guest gets CR4.LA57: mainline's selftest
+#                           library pages 5 levels deep there), and
+#                           faults/revert-45692aa4a7ce.patch, with
 #                           which hyperv_tlb_flush_ranges must fail (RED);
 #                           exits 4 saying SKIP without the 7.1.3 tarball
 #
@@ -300,11 +303,34 @@ red() {
 	return 1
 }
 
+# la57: hyperv_tlb_flush_ranges on a 57-bit host, where mainline's selftest
+# library gives the guest 5-level paging: it must pass, say that the guest
+# has CR4.LA57 set, on a clean kernel.
+la57() {
+	local k=$OUT/la57/hyperv_tlb_flush_ranges.ktap rep
+	if ! boot la57 hyperv_tlb_flush_ranges CPU=la57; then
+		echo "FAIL debug $SERIES: hyperv_tlb_flush_ranges with LA57 (see ${OUT#"$TOP"/}/la57.log)"
+		return 1
+	fi
+	if ! grep -q '^# guest paging: CR4.LA57=1$' "$k"; then
+		echo "FAIL debug $SERIES: with LA57 the guest did not run with CR4.LA57 set ($(grep -m1 '^# guest paging' "$k" || echo 'no "guest paging" line'))"
+		return 1
+	fi
+	rep=$(reports "$OUT/la57")
+	if [ -n "$rep" ]; then
+		echo "FAIL debug $SERIES: the kernel reported, with LA57:"
+		printf "%s\n" "$rep" | sed "s/^/    | /"
+		return 1
+	fi
+	echo "PASS debug $SERIES: hyperv_tlb_flush_ranges on a 57-bit host, guest CR4.LA57=1: $(grep -m1 '^# verdicts' "$k" | sed 's/^# //')"
+}
+
 start=$(date +%s)
 rc=0
 [ -z "${DEBUG_PATCH:-}" ] || apply_scratch "$DEBUG_PATCH"
 run || rc=3
 if [ -n "$CHECK" ] && [ "$SERIES" = mainline ] && [ -z "${DEBUG_PATCH:-}" ]; then
+	la57 || rc=3
 	red || rc=3
 fi
 msg "debug $SERIES took $(($(date +%s) - start)) s (last build $BUILD_SECS s)"

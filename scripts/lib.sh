@@ -294,3 +294,29 @@ tree_report() {
 		msg "testing ${TREE#"$TOP"/} as it is, on ${desc:-its base}, with $(printf '%s; ' "${parts[@]}" | sed 's/; $//')"
 	fi
 }
+
+# --- scratch clones ----------------------------------------------------------------
+# scratch_clone DIR PATH...: DIR becomes a sparse clone of $TREE as it is
+# (its HEAD, then its uncommitted changes under PATH...), sharing the tree's
+# objects.  Reused from run to run: a checkout rewrites only the files that
+# changed, so a build from it redoes little.  $TREE itself is only read.
+scratch_clone() {
+	local dir=$1 diff
+	shift
+	if ! is_git_tree "$dir"; then
+		rm -rf "$dir"
+		git clone -q --shared --no-checkout "$TREE" "$dir"
+		git -C "$dir" sparse-checkout set "$@"
+	fi
+	# --shared: the tree's objects are there already; its tags may move.
+	git -C "$dir" fetch -q -f --tags "$TREE"
+	git -C "$dir" checkout -q -f --detach "$(git -C "$TREE" rev-parse HEAD)"
+	git -C "$dir" clean -q -fdx -- "$@"
+	diff=$(mktemp)
+	git -C "$TREE" diff HEAD -- "$@" >"$diff"
+	if [ -s "$diff" ] && ! git -C "$dir" apply "$diff"; then
+		rm -f "$diff"
+		die "the uncommitted changes of ${TREE#"$TOP"/} do not apply to its HEAD in $dir"
+	fi
+	rm -f "$diff"
+}

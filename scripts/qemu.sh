@@ -201,6 +201,10 @@ qemu_section() {
 	awk -v b="$2" -v e="$3" '$0 == e { p = 0 } p { print } $0 == b { p = 1 }' "$1"
 }
 
+# What a kernel report looks like in dmesg: a WARN, BUG, Oops, a detector's
+# report, a lockdep splat, a hung task, a panic, a stack dump.
+QEMU_SPLAT_RE='WARNING: CPU: [0-9]+ PID: [0-9]+ at|BUG:|Oops|kernel BUG at|general protection fault|KASAN|UBSAN|KFENCE|WARNING: (possible|suspicious|inconsistent|bad unlock|held lock|lock held|nested lock)|INFO: possible|lockdep is turned off|DEBUG_LOCKS_WARN_ON|list_(add|del) corruption|corruption\.|INFO: task .* blocked|Kernel panic|Call Trace:'
+
 # qemu_check_kernel LOG: complain (on stdout) about a guest that did not
 # finish, modules that did not load or gave no /dev/kvm, kernel splats and
 # unexpected taint.
@@ -211,8 +215,7 @@ qemu_check_kernel() {
 	grep -q '^@@DONE$' "$log" || echo "the guest did not finish (crash, hang or timeout)"
 	grep -q '^@@KVM ok$' "$log" || echo "/dev/kvm did not appear"
 	grep '^@@FAIL ' "$log" | sed 's/^@@FAIL //' || true
-	qemu_section "$log" @@DMESG-BEGIN @@DMESG-END |
-		grep -E 'WARNING: CPU: [0-9]+ PID: [0-9]+ at|BUG:|Oops|kernel BUG at|general protection fault|KASAN|UBSAN|KFENCE|WARNING: (possible|suspicious|inconsistent|bad unlock|held lock|lock held|nested lock)|INFO: possible|lockdep is turned off|DEBUG_LOCKS_WARN_ON|list_(add|del) corruption|corruption\.|INFO: task .* blocked|Kernel panic|Call Trace:' |
+	qemu_section "$log" @@DMESG-BEGIN @@DMESG-END | grep -E "$QEMU_SPLAT_RE" |
 		sed 's/^/dmesg: /' || true
 	t=$(sed -n 's/^@@TAINTED //p' "$log" | tail -n1)
 	if [ -z "$t" ]; then

@@ -22,6 +22,8 @@
 #                        tests; the dmesg lines each one adds (a KUnit
 #                        module's KTAP) land in <module>.dmesg
 #   SELFTESTS_OUT=<dir>  where the results go (build/selftests/<MODS>-<CPU>)
+#   SELFTESTS_BUILD_ONLY=1  build the tests, print the directory of their
+#                        binaries and stop (selftest-mutants.sh)
 #
 # Each test's output goes to the console as it runs, between "@@BEGIN t"
 # and "@@END t rc=N" lines, so a guest that crashes keeps the output of
@@ -108,6 +110,11 @@ make -s -C "$TREE/tools/testing/selftests/kvm" -j"$(nproc)" OUTPUT="$obj" \
 	die "building the selftests failed; full log in ${obj#"$TOP"/}/build.log"
 }
 msg "selftests built in $(($(date +%s) - start)) s"
+# For scripts that stage the tests themselves: where the binaries are.
+if [ -n "${SELFTESTS_BUILD_ONLY:-}" ]; then
+	printf '%s\n' "$obj/$sd"
+	exit 0
+fi
 
 work=$(mktemp -d "$sbuild/.run.XXXXXX")
 on_exit "rm -rf '$work'"

@@ -532,6 +532,17 @@ do_faults() {
 	fault "stock modules installed" install "build ID [0-9a-f]+, not the patched kvm.ko" STAGES=install \
 		PATCHED_MODS_DIR="$FT/stock" TREE="$TREE" BUILD="$FT/b5" LOCK_WAIT=600
 
+	# A flush-path mutant the selftest cannot kill: a comment again.
+	mkdir -p "$FT/flush-mutants"
+	line=$(grep -n -m1 'Work around possible WS2012 bug' "$TREE/arch/x86/kvm/hyperv.c" | cut -d: -f1)
+	{
+		echo "Mutant: an equivalent flush-path mutant (a comment), which no test can kill"
+		(cd "$TREE" && sed "${line}s|\$| (mutated)|" arch/x86/kvm/hyperv.c |
+			diff -u --label a/arch/x86/kvm/hyperv.c --label b/arch/x86/kvm/hyperv.c arch/x86/kvm/hyperv.c -) || true
+	} >"$FT/flush-mutants/99-equivalent.patch"
+	fault "surviving flush-path mutant" selftest-mutants "SURVIVED 99-equivalent" STAGES=selftest-mutants \
+		FLUSH_MUTANTS_DIR="$FT/flush-mutants" TREE="$TREE" BUILD="$FT/b5" LOCK_WAIT=600
+
 	# A use-after-free on the PV TLB flush path, as a scratch change of the
 	# debug kernel's mirror (never the tree): KASAN must report it and the
 	# debug stage must show the report.  It rebuilds the debug kernel
