@@ -320,3 +320,21 @@ scratch_clone() {
 	fi
 	rm -f "$diff"
 }
+
+# --- mutants -------------------------------------------------------------------------
+# mutant_files DIR [FILE...]: MUTANTS becomes the mutant patches named, or
+# every DIR/*.patch; dies when there is none or a named one is missing.
+mutant_files() {
+	local dir=$1 m
+	shift
+	MUTANTS=()
+	if [ $# -gt 0 ]; then
+		for m in "$@"; do
+			[ -f "$m" ] || die "no mutant file $m"
+			MUTANTS+=("$(realpath "$m")")
+		done
+	else
+		MUTANTS=("$dir"/*.patch)
+	fi
+	[ -e "${MUTANTS[0]}" ] || die "no mutants in $dir"
+}

@@ -22,16 +22,8 @@ kunit=$TOP/scripts/kunit.sh
 KUNIT_SRC=$CACHE/kunit/$SERIES/src
 : "${MUTANTS_DIR:=$TOP/mutants}"
 
-if [ $# -gt 0 ]; then
-	mutants=()
-	for m in "$@"; do
-		[ -f "$m" ] || die "no mutant file $m"
-		mutants+=("$(realpath "$m")")
-	done
-else
-	mutants=("$MUTANTS_DIR"/*.patch)
-fi
-[ -e "${mutants[0]}" ] || die "no mutants in $MUTANTS_DIR"
+mutant_files "$MUTANTS_DIR" "$@"
+mutants=("${MUTANTS[@]}")
 
 harness_lock
 harness_lock "$CACHE/kunit/$SERIES"

@@ -33,16 +33,8 @@ case $CPU in 48 | la57) ;; *) die "CPU must be 48 or la57, not '$CPU'" ;; esac
 TEST_TIMEOUT=${TEST_TIMEOUT:-120}
 [[ $TEST_TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "TEST_TIMEOUT must be a number of seconds, not '$TEST_TIMEOUT'"
 
-if [ $# -gt 0 ]; then
-	mutants=()
-	for m in "$@"; do
-		[ -f "$m" ] || die "no mutant file $m"
-		mutants+=("$(realpath "$m")")
-	done
-else
-	mutants=("$FLUSH_MUTANTS_DIR"/*.patch)
-fi
-[ -e "${mutants[0]}" ] || die "no mutants in $FLUSH_MUTANTS_DIR"
+mutant_files "$FLUSH_MUTANTS_DIR" "$@"
+mutants=("${MUTANTS[@]}")
 names=()
 for m in "${mutants[@]}"; do
 	n=$(basename "$m" .patch)
