@@ -11,6 +11,10 @@
 #   TESTS="..."          the tests to run (default: all Hyper-V selftests)
 #   TREE=<git tree>      the kernel tree to build the selftests from
 #   TEST_TIMEOUT=<s>     each test's own time limit in the guest (default 120)
+#   TEST_ATTEMPTS=<n>    run a failing test again, up to n runs in all (default
+#                        1); the last run is judged, the earlier ones are kept
+#                        as "# attempt K: " comment lines (debug.sh, for
+#                        upstream's timing-bound tests under a KASAN kernel)
 #   TEST_ENV="VAR=val .." environment of the tests in the guest, e.g.
 #                        HV_FLUSH_PROBE_FUNC=bogus to break the flush oracle
 #   GUEST_SLEEP=<s>      keep the guest idle that long before the tests
@@ -47,6 +51,8 @@ builtin) [ -n "${KERNEL:-}" ] || die "MODS=builtin is for a KERNEL= with KVM bui
 esac
 TEST_TIMEOUT=${TEST_TIMEOUT:-120}
 [[ $TEST_TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "TEST_TIMEOUT must be a number of seconds, not '$TEST_TIMEOUT'"
+TEST_ATTEMPTS=${TEST_ATTEMPTS:-1}
+[[ $TEST_ATTEMPTS =~ ^[1-9][0-9]?$ ]] || die "TEST_ATTEMPTS must be a number of runs from 1 to 99, not '$TEST_ATTEMPTS'"
 
 harness_lock
 qemu_need_pkgs
@@ -137,6 +143,7 @@ for t in "${tests[@]}"; do
 done
 {
 	echo "TEST_TIMEOUT=$TEST_TIMEOUT"
+	echo "TEST_ATTEMPTS=$TEST_ATTEMPTS"
 	for kv in ${TEST_ENV:-}; do
 		[[ $kv =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || die "TEST_ENV: '$kv' is not VAR=value"
 		printf 'export %q\n' "$kv"
@@ -158,9 +165,22 @@ EOF
 	echo "@@PROGRESS running $t"
 	s=$(date +%s)
 	echo "@@BEGIN $t"
-	timeout -s KILL "$TEST_TIMEOUT" /tests/$t 2>&1
-	rc=$?
-	echo "@@END $t rc=$rc secs=$(($(date +%s) - s))"
+	a=1
+	while [ "$a" -lt "$TEST_ATTEMPTS" ]; do
+		timeout -s KILL "$TEST_TIMEOUT" /tests/$t >/tmp/attempt.log 2>&1
+		rc=$?
+		[ "$rc" -eq 0 ] && break
+		sed "s/^/# attempt $a: /" /tmp/attempt.log
+		echo "# attempt $a of $TEST_ATTEMPTS: rc=$rc, running $t again"
+		a=$((a + 1))
+	done
+	if [ "$a" -lt "$TEST_ATTEMPTS" ]; then
+		cat /tmp/attempt.log
+	else
+		timeout -s KILL "$TEST_TIMEOUT" /tests/$t 2>&1
+		rc=$?
+	fi
+	echo "@@END $t rc=$rc secs=$(($(date +%s) - s)) attempt=$a"
 done
 EOF
 } >"$stage/payload.sh"

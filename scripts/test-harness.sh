@@ -164,6 +164,8 @@ do_errors() {
 	expect_fail "MODS=bogus" "MODS" env MODS=bogus "$TOP/scripts/selftests.sh"
 	expect_fail "MODS=bogus (smoke)" "MODS" env MODS=bogus "$TOP/scripts/smoke.sh"
 	expect_fail "TEST_TIMEOUT=abc" "TEST_TIMEOUT" env TEST_TIMEOUT=abc "$TOP/scripts/selftests.sh"
+	expect_fail "TEST_ATTEMPTS=0" "TEST_ATTEMPTS" env TEST_ATTEMPTS=0 "$TOP/scripts/selftests.sh"
+	expect_fail "TIMING_ATTEMPTS=x" "TIMING_ATTEMPTS" env TIMING_ATTEMPTS=x "$TOP/scripts/debug.sh"
 	expect_fail "V=abc" "V" env V=abc "$TOP/scripts/send.sh"
 	# make send on a one-commit series that carries the placeholder: a
 	# malformed SIGNOFF, and no SIGNOFF at all, are refused, saying how.
