@@ -226,18 +226,51 @@ EOF
 	[ "$nsuite" -eq 1 ] && [ "$passed" -eq "$total" ] && [ "$total" -ge "$KUNIT_MIN_CASES" ]
 }
 
+# npassed DIR...: the selftests that passed in the boots of DIR... (one
+# passing run of a test is enough; the kernel's row is not a test).
+npassed() {
+	local d
+	for d in "$@"; do
+		awk -F'\t' 'NR > 1 && $1 != "kernel" && $2 == "pass" { print $1 }' "$OUT/$d/summary.tsv" 2>/dev/null
+	done | sort -u | wc -l
+}
+
+# assertion KTAP: the first assertion a selftest printed.
+assertion() {
+	grep -m1 -A1 'Test Assertion Failure' "$1" 2>/dev/null | tail -n1 | sed 's/^# attempt [0-9]*: *//; s/^ *//'
+}
+
+# tsc_skew DIR: whether the boot in DIR gave KVM a TSC rate the guest's
+# TSC does not run at: KVM, built in, initialized before the kernel's
+# refined TSC calibration changed tsc_khz, and then refused the (early)
+# rate as a vCPU's rate.  Prints the reason; fails if the boot shows no
+# such skew, or hyperv_clock failed on anything but a TSC-page bound.
+tsc_skew() {
+	local log=$1/console.log early refined
+	early=$(sed -n 's/.*tsc: Detected \([0-9.]*\) MHz processor.*/\1/p' "$log" | head -n1)
+	refined=$(sed -n 's/.*tsc: Refined TSC clocksource calibration: \([0-9.]*\) MHz.*/\1/p' "$log" | head -n1)
+	[ -n "$early" ] && [ -n "$refined" ] && [ "$early" != "$refined" ] || return 1
+	grep -q 'kvm: user requested TSC rate below hardware speed' "$log" || return 1
+	# KVM's init (kvm_amd's lines) came before the refinement.
+	awk '/kvm_amd: |kvm_intel: / && !k { k = NR } /Refined TSC clocksource calibration/ && !r { r = NR }
+		END { exit !(k && r && k < r) }' "$log" || return 1
+	assertion "$1/hyperv_clock.ktap" | grep -qE 'hyperv_clock\.c:[0-9]+: r[12] >= t[12]' || return 1
+	echo "KVM (built in) kept the early TSC calibration, $early MHz, and the kernel refined it to $refined MHz after KVM's init (\"user requested TSC rate below hardware speed\"), so the guest's TSC runs faster than the rate its Hyper-V TSC page is computed with"
+}
+
 # The run: build, boot with the KUnit module and the selftests, boot with
 # the fuzzer.  Prints PASS/FAIL lines; returns non-zero on any FAIL.
 run() {
-	local bad=0 secs t calls rep failing d f
+	local bad=0 secs t calls rep failing d f why still unjudged=
 	rm -rf "${OUT:?}"/{tests,retry,fuzz}
 	build
 	t=$(date +%s)
 	# No DEBUG_TESTS: selftests.sh's default, every Hyper-V selftest.
 	if boot tests "${DEBUG_TESTS:-}" GUEST_KMODS="$KMOD"; then
-		echo "PASS debug $SERIES: selftests ($(awk -F'\t' 'NR > 1 && $1 != "kernel"' "$OUT/tests/summary.tsv" | wc -l) passed), kernel clean ($(($(date +%s) - t)) s boot+tests)"
+		echo "PASS debug $SERIES: selftests ($(npassed tests) passed), kernel clean ($(($(date +%s) - t)) s boot+tests)"
 	else
 		failing=$(awk -F'\t' 'NR > 1 && $2 == "fail" { print $1 }' "$OUT/tests/summary.tsv" 2>/dev/null | tr '\n' ' ')
+		failing=${failing% }
 		# Upstream's hyperv_clock (a 10 ms bound between two clock reads)
 		# and hyperv_ipi (a fixed busy loop for the receiving vCPU to take
 		# the IPI) assume a vCPU runs on promptly, which the vCPU threads
@@ -246,15 +279,39 @@ run() {
 		# them alone, where each may run up to TIMING_ATTEMPTS times and
 		# must pass once; every failed run's assertion is shown.  A
 		# clock or IPI that is really broken fails every run.
-		if [ -n "$failing" ] && ! tr ' ' '\n' <<<"$failing" | grep -qvxE 'hyperv_clock|hyperv_ipi|' &&
-			boot retry "${failing% }" TEST_ATTEMPTS="$TIMING_ATTEMPTS"; then
-			echo "PASS debug $SERIES: selftests ($(awk -F'\t' 'NR > 1 && $1 != "kernel"' "$OUT/tests/summary.tsv" | wc -l) passed; ${failing% } only on a second boot), kernel clean ($(($(date +%s) - t)) s)"
+		#
+		# hyperv_clock also needs the guest's TSC to run at the rate KVM
+		# computes the Hyper-V TSC page with.  With KVM built in, that
+		# rate is the boot's early TSC calibration; when the kernel's
+		# refined calibration came out higher, every run of that boot
+		# fails.  If the second boot is such a boot too, hyperv_clock is
+		# not judged here, and the reason is printed (it is judged on
+		# Debian's kernel, where kvm.ko loads after the refinement, by
+		# make's red/green run).
+		if [ -n "$failing" ] && ! tr ' ' '\n' <<<"$failing" | grep -qvxE 'hyperv_clock|hyperv_ipi' &&
+			{ boot retry "$failing" TEST_ATTEMPTS="$TIMING_ATTEMPTS" || true; } &&
+			awk -F'\t' '$1 == "kernel" && $2 == "pass"' "$OUT/retry/summary.tsv" 2>/dev/null | grep -q .; then
+			still=
 			for f in $failing; do
-				echo "    first boot, $f: $(grep -m1 -A1 'Test Assertion Failure' "$OUT/tests/$f.ktap" | tail -n1 | sed 's/^ *//')"
-				echo "    second boot, $f: passed on run $(sed -n "s/^@@END $f .* attempt=\([0-9]*\).*/\1/p" "$OUT/retry/console.log") of at most $TIMING_ATTEMPTS"
+				echo "    first boot, $f: $(assertion "$OUT/tests/$f.ktap")"
 				grep -A1 'Test Assertion Failure' "$OUT/retry/$f.ktap" | grep -v 'Test Assertion Failure' |
 					sed -n 's/^# attempt \([0-9]*\): *\(.*\)/    second boot, run \1 of '"$f"': \2/p' || true
+				if awk -F'\t' -v t="$f" '$1 == t && $2 == "pass"' "$OUT/retry/summary.tsv" | grep -q .; then
+					echo "    second boot, $f: passed on run $(sed -n "s/^@@END $f .* attempt=\([0-9]*\).*/\1/p" "$OUT/retry/console.log") of at most $TIMING_ATTEMPTS"
+				elif [ "$f" = hyperv_clock ] && why=$(tsc_skew "$OUT/tests") && why=$(tsc_skew "$OUT/retry"); then
+					echo "    second boot, $f: $(assertion "$OUT/retry/$f.ktap")"
+					unjudged="hyperv_clock not judged: $why"
+				else
+					echo "    second boot, $f: failed all $TIMING_ATTEMPTS runs: $(assertion "$OUT/retry/$f.ktap")"
+					still+="$f "
+				fi
 			done
+			if [ -z "$still" ]; then
+				echo "PASS debug $SERIES: selftests ($(npassed tests retry) passed; $failing failed on the first boot${unjudged:+; $unjudged}), kernel clean ($(($(date +%s) - t)) s)"
+			else
+				echo "FAIL debug $SERIES: ${still% } on both boots (see ${OUT#"$TOP"/}/tests.log and retry.log)"
+				bad=1
+			fi
 		else
 			echo "FAIL debug $SERIES: ${failing:-the kernel} (see ${OUT#"$TOP"/}/tests.log)"
 			bad=1
