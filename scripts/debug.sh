@@ -283,7 +283,8 @@ run() {
 		# hyperv_clock also needs the guest's TSC to run at the rate KVM
 		# computes the Hyper-V TSC page with.  With KVM built in, that
 		# rate is the boot's early TSC calibration; when the kernel's
-		# refined calibration came out higher, every run of that boot
+		# refined calibration came out higher (by more than KVM's 250 ppm
+		# tsc_tolerance_ppm: KVM then warns), every run of that boot
 		# fails.  If the second boot is such a boot too, hyperv_clock is
 		# not judged here, and the reason is printed (it is judged on
 		# Debian's kernel, where kvm.ko loads after the refinement, by
