@@ -261,7 +261,7 @@ tsc_skew() {
 # The run: build, boot with the KUnit module and the selftests, boot with
 # the fuzzer.  Prints PASS/FAIL lines; returns non-zero on any FAIL.
 run() {
-	local bad=0 secs t calls rep failing d f why still unjudged=
+	local bad=0 secs t calls rep failing d f why still notes unjudged=
 	rm -rf "${OUT:?}"/{tests,retry,fuzz}
 	build
 	t=$(date +%s)
