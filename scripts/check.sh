@@ -58,6 +58,20 @@ failures=()
 times=()
 t0=$(date +%s)
 
+# excerpt LOG: what a failed stage's log says about its failure, for a
+# CI output that keeps no logs: from the first failure report a script
+# prints ("--- ..." sections: failing KTAP lines, each failed test's last
+# lines, the console) to the end, at most 200 lines; else the last 60.
+excerpt() {
+	local n
+	n=$(grep -n -m1 -E '^--- (failing|the last|last [0-9]+ console)' "$1" | cut -d: -f1 || true)
+	if [ -n "$n" ]; then
+		tail -n +"$((n > 20 ? n - 20 : 1))" "$1" | head -n 200
+	else
+		tail -n 60 "$1"
+	fi
+}
+
 # stage NAME: run the stage, log its output, count the result.
 stage() {
 	local name=$1 start rc=0 secs
@@ -80,10 +94,10 @@ stage() {
 		failed=$((failed + 1))
 		failures+=("$name")
 		printf 'FAIL  %-12s %4ds  (exit %d; log: %s)\n' "$name" "$secs" "$rc" "${logs#"$TOP"/}/$name.log"
-		tail -n 25 "$logs/$name.log" | sed 's/^/      | /'
+		excerpt "$logs/$name.log" | sed 's/^/      | /'
 	fi
 	# Every stage's own verdict lines, so the CI log shows them.
-	grep -E '^(ok|not ok|PASS|FAIL|#|killed|SURVIVED|==> .*(passed|killed|table|testing|FAIL))' "$logs/$name.log" |
+	grep -E '^(ok|not ok|PASS|FAIL|RETRY|#|killed|SURVIVED|==> .*(passed|killed|table|testing|FAIL))' "$logs/$name.log" |
 		grep -vE '^# (Subtest|TAP)' | tail -n 40 | sed 's/^/      /' || true
 }
 

@@ -160,7 +160,7 @@ boot() {
 		QEMU_APPEND="log_buf_len=8M" TEST_TIMEOUT="${TEST_TIMEOUT:-600}" \
 		QEMU_TIMEOUT="${QEMU_TIMEOUT:-1800}" "$@" \
 		"$TOP/scripts/selftests.sh" >"$OUT/$name.log" 2>&1 || rc=$?
-	grep -E '^(==> (all|booting)|ERROR|kernel: |[a-z_]+: (not ok|# ))' "$OUT/$name.log" >&2 || true
+	grep -E '^(==> (all|booting)|ERROR|kernel: |RETRY |[a-z_]+: (not ok|# ))' "$OUT/$name.log" >&2 || true
 	return "$rc"
 }
 
@@ -290,7 +290,7 @@ run() {
 		# Debian's kernel, where kvm.ko loads after the refinement, by
 		# make's red/green run).
 		if [ -n "$failing" ] && ! tr ' ' '\n' <<<"$failing" | grep -qvxE 'hyperv_clock|hyperv_ipi' &&
-			{ boot retry "$failing" TEST_ATTEMPTS="$TIMING_ATTEMPTS" || true; } &&
+			{ boot retry "$failing" TIMING_ATTEMPTS="$TIMING_ATTEMPTS" || true; } &&
 			awk -F'\t' '$1 == "kernel" && $2 == "pass"' "$OUT/retry/summary.tsv" 2>/dev/null | grep -q .; then
 			still='' notes=$OUT/retry/notes
 			for f in $failing; do

@@ -164,7 +164,9 @@ do_errors() {
 	expect_fail "MODS=bogus" "MODS" env MODS=bogus "$TOP/scripts/selftests.sh"
 	expect_fail "MODS=bogus (smoke)" "MODS" env MODS=bogus "$TOP/scripts/smoke.sh"
 	expect_fail "TEST_TIMEOUT=abc" "TEST_TIMEOUT" env TEST_TIMEOUT=abc "$TOP/scripts/selftests.sh"
-	expect_fail "TEST_ATTEMPTS=0" "TEST_ATTEMPTS" env TEST_ATTEMPTS=0 "$TOP/scripts/selftests.sh"
+	expect_fail "TEST_ATTEMPTS=2 (gone)" "TIMING_ATTEMPTS" env TEST_ATTEMPTS=2 "$TOP/scripts/selftests.sh"
+	expect_fail "TIMING_ATTEMPTS=0" "TIMING_ATTEMPTS" env TIMING_ATTEMPTS=0 "$TOP/scripts/selftests.sh"
+	expect_fail "TIMING_TESTS=our own test" "never retried" env TIMING_TESTS=hyperv_tlb_flush_ranges "$TOP/scripts/selftests.sh"
 	expect_fail "TIMING_ATTEMPTS=x" "TIMING_ATTEMPTS" env TIMING_ATTEMPTS=x "$TOP/scripts/debug.sh"
 	expect_fail "V=abc" "V" env V=abc "$TOP/scripts/send.sh"
 	# make send on a one-commit series that carries the placeholder: a
