@@ -105,6 +105,12 @@ send: ensure-tree
 test-send: ensure-tree
 	$(S)/test-send.sh
 
+.PHONY: results
+
+## results: rewrite the README's results table from the last make check and red/green run
+results:
+	$(S)/results.sh
+
 ## check: every check; ends with "N passed, N failed" (STAGES="a b" for some)
 check:
 	$(S)/check.sh

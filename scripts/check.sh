@@ -85,12 +85,15 @@ stage() {
 	secs=$(($(date +%s) - start))
 	times+=("$name=${secs}s")
 	if [ $rc -eq 0 ]; then
+		printf '%s\tpass\t%s\n' "$name" "$secs" >>"$logs/stages.tsv"
 		passed=$((passed + 1))
 		printf 'PASS  %-12s %4ds\n' "$name" "$secs"
 	elif [ $rc -eq 4 ] && grep -q '^SKIP ' "$logs/$name.log"; then
+		printf '%s\tskip\t%s\n' "$name" "$secs" >>"$logs/stages.tsv"
 		skipped=$((skipped + 1))
 		printf 'SKIP  %-12s %4ds  %s\n' "$name" "$secs" "$(grep -m1 '^SKIP ' "$logs/$name.log")"
 	else
+		printf '%s\tfail\t%s\n' "$name" "$secs" >>"$logs/stages.tsv"
 		failed=$((failed + 1))
 		failures+=("$name")
 		printf 'FAIL  %-12s %4ds  (exit %d; log: %s)\n' "$name" "$secs" "$rc" "${logs#"$TOP"/}/$name.log"
@@ -101,9 +104,18 @@ stage() {
 		grep -vE '^# (Subtest|TAP)' | tail -n 40 | sed 's/^/      /' || true
 }
 
+# stages.tsv: one row per stage of this run, for 'make results'.
+{
+	printf '# commit %s%s\n' "$(git -C "$TOP" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+		"$(git -C "$TOP" diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"
+	printf '# started %s on %s cores; cache %s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(nproc)" \
+		"$([ -d "$CACHE" ] && echo "$(du -sh "$CACHE" 2>/dev/null | cut -f1) at the start" || echo "empty at the start")"
+	printf 'stage\tresult\tsecs\n'
+} >"$logs/stages.tsv"
 for s in "${stages[@]}"; do
 	stage "$s"
 done
+printf '# total %s\n' "$(($(date +%s) - t0))" >>"$logs/stages.tsv"
 
 msg "make check took $(($(date +%s) - t0)) s (${times[*]})${failures[*]:+; failed: ${failures[*]}}"
 if [ "$skipped" -gt 0 ]; then

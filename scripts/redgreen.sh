@@ -86,6 +86,16 @@ total=$(($(date +%s) - start))
 	echo
 } | tee "$out/table.txt.tmp"
 mv "$out/table.txt.tmp" "$out/table.txt"
+# The same rows for 'make results', the failing cases counted.
+{
+	printf 'cpu\tmodules\twant\tresult\tsecs\tretries\tfailing\n'
+	for r in "${rows[@]}"; do
+		IFS='|' read -r cpu mods expect verdict secs retried cases <<<"$r"
+		n=0
+		[ "$cases" = - ] || n=$(wc -w <<<"$cases")
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$cpu" "$mods" "$expect" "${verdict//$'\e'\[[0-9]*m/}" "$secs" "$retried" "$n"
+	done
+} >"$out/table.tsv"
 
 [ "$bad" -eq 0 ] || die "$bad of ${#rows[@]} red/green runs are wrong (${total} s); logs in ${out#"$TOP"/}"
 msg "red/green OK in $total s: stock fails $NEW_TEST, patched passes the Hyper-V suite, on 48-bit and LA57"
