@@ -1,25 +1,17 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Send the series in $TREE ($BASE_TAG..HEAD) with git send-email.
+# Send the mainline series in $TREE ($BASE_TAG..HEAD) with git send-email.
 #
 # The patches are regenerated with git format-patch (cover letter from the
 # branch description, as export.sh does), every mail gets a Message-ID,
 # and a v2+ cover letter replies to the cover letter of the version before
-# it.  Where they go depends on the series:
+# it.  Lists go To:, people Cc:, as scripts/get_maintainer.pl says.
 #
-#   SERIES=stable    the 6.12.y backport, to the stable team as
-#                    stable-kernel-rules.rst's option 3 describes: only the
-#                    leading commits whose change log begins "commit <id>
-#                    upstream." (the stable tree takes only what is
-#                    upstream; the tests and docs after them are not), with
-#                    the cover letter; To: $STABLE_LIST, "[PATCH 6.12.y
-#                    n/m]" ("[PATCH 6.12.y v2 n/m]" for a v2), patch 1 must
-#                    begin "commit $STABLE_UPSTREAM upstream.", and Cc: the
-#                    author of that commit ($STABLE_UPSTREAM_AUTHOR) and
-#                    every maintainer, reviewer and list
-#                    scripts/get_maintainer.pl names
-#   SERIES=mainline  lists To:, people Cc:, as get_maintainer.pl says
+# SERIES=stable (the default) is not a patch series to send: the 6.12.y
+# fix is upstream's commit 45692aa4a7ce, which the stable team is asked to
+# take (stable-kernel-rules.rst option 2), so this hands over to
+# scripts/stable-request.sh, which sends that request.
 #
 # Signing off is the sender's own act (the Developer's Certificate of
 # Origin), so without an explicit choice this stops and says how to make
@@ -46,19 +38,10 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-# The stable submission (SERIES=stable).
-STABLE_LIST=stable@vger.kernel.org
-STABLE_PREFIX="PATCH $SERIES_DIR"
-# Patch 1 is a backport of this upstream commit.
-STABLE_UPSTREAM=45692aa4a7ce
-# Its author, Cc'd at send time only: never in a stored From: or trailer.
-# The one place this address is kept.  Checked in the public archive of
-# kvm@vger.kernel.org: the posted patch, Message-ID
-# <00a7a31b-573b-4d92-91f8-7d7e2f88ea48@tum.de> (2026-02-19), is From:
-# this address, and the maintainer's "Applied to kvm-x86 fixes" reply that
-# names 45692aa4a7ce, <177273038139.1572110.3041089548814384743.b4-ty@google.com>
-# (2026-03-05), is addressed to it.
-STABLE_UPSTREAM_AUTHOR="Manuel Andreas <manuel.andreas@tum.de>"
+# The 6.12.y route: a request to the stable team, not a patch series.
+if [ "$SERIES" = stable ]; then
+	exec "$(dirname "$0")/stable-request.sh"
+fi
 
 harness_lock
 need_stage send
@@ -103,24 +86,6 @@ me="$name <$email>"
 # The sign-off.  Which commits still carry the placeholder (as author or
 # anywhere in the message), and which lack the sender's Signed-off-by.
 mapfile -t commits < <(git -C "$TREE" rev-list --reverse "$BASE_TAG..HEAD")
-# The stable tree takes only changes that are upstream: the leading
-# backports, each naming its upstream commit on its first line.
-tip=HEAD
-if [ "$SERIES" = stable ]; then
-	k=0
-	for c in "${commits[@]}"; do
-		line=$(git -C "$TREE" log -1 --format=%b "$c")
-		[[ ${line%%$'\n'*} =~ ^commit\ [0-9a-f]{12,40}\ upstream\.$ ]] || break
-		k=$((k + 1))
-	done
-	if [ "$k" -gt 0 ]; then
-		tip=${commits[k - 1]}
-		[ "$k" -eq "$n" ] ||
-			msg "stable: sending the $k upstream backport(s) of $n commits; the other $((n - k)) (tests, docs) are not upstream, so not for the stable tree (stable-kernel-rules.rst)"
-		commits=("${commits[@]:0:k}")
-		n=$k
-	fi
-fi
 placeholder=() unsigned=()
 for c in "${commits[@]}"; do
 	h=$(git -C "$TREE" rev-parse --short "$c")
@@ -131,8 +96,7 @@ done
 if [ "$SIGNOFF" != 1 ] && [ $((${#placeholder[@]} + ${#unsigned[@]})) -gt 0 ]; then
 	# shell-quote for the command we suggest
 	q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
-	again="make send SIGNOFF=1"
-	[ "$SERIES" = stable ] || again+=" SERIES=$SERIES"
+	again="make send SIGNOFF=1 SERIES=$SERIES"
 	[ "$V" = 1 ] || again+=" V=$V"
 	[ "$SEND" = 0 ] || again+=" SEND=1"
 	{
@@ -157,15 +121,6 @@ if [ "$SIGNOFF" != 1 ] && [ $((${#placeholder[@]} + ${#unsigned[@]})) -gt 0 ]; t
 	exit 1
 fi
 
-# The backport names its upstream commit as stable-kernel-rules.rst asks,
-# and it is the commit whose author is Cc'd.
-if [ "$SERIES" = stable ]; then
-	first=${commits[0]}
-	line=$(git -C "$TREE" log -1 --format=%b "$first")
-	line=${line%%$'\n'*}
-	[[ $line =~ ^commit\ ${STABLE_UPSTREAM}[0-9a-f]{0,28}\ upstream\.$ ]] ||
-		die "the change log of patch 1 ($(git -C "$TREE" log -1 --format='%h ("%s")' "$first")) must begin with 'commit $STABLE_UPSTREAM upstream.' (stable-kernel-rules.rst, option 3), not '$line'; the 6.12.y series is sent to $STABLE_LIST with a Cc to that commit's author, set in STABLE_UPSTREAM/STABLE_UPSTREAM_AUTHOR in $0"
-fi
 
 sent=$STATE/sent/$SERIES/$branch
 record=$sent/v$V
@@ -192,33 +147,14 @@ on_exit "rm -rf '$tmp'"
 msg "formatting $n patches of '$branch' as v$V"
 vopt=()
 [ "$V" -gt 1 ] && vopt=(-v "$V")
-[ "$SERIES" = stable ] && vopt+=(--subject-prefix="$STABLE_PREFIX")
 GIT_COMMITTER_NAME=$name GIT_COMMITTER_EMAIL=$email \
 	git -C "$TREE" -c core.abbrev=12 -c diff.noprefix=false format-patch -q \
 		"${vopt[@]}" --cover-letter --cover-from-description=subject \
 		--no-thread --no-signature --base="$BASE_TAG" \
-		-o "$tmp/mails" "$BASE_TAG..$tip"
+		-o "$tmp/mails" "$BASE_TAG..HEAD"
 mapfile -t mails < <(find "$tmp/mails" -name '*.patch' | sort)
 [ ${#mails[@]} -eq $((n + 1)) ] ||
 	die "git format-patch wrote ${#mails[@]} files for $n commits and a cover letter"
-# format-patch takes the branch description only for a range that ends
-# at the branch (git 2.39 has no --description-file): fill its template
-# in, as it would have.
-if [ "$tip" != HEAD ]; then
-	git -C "$TREE" config "branch.$branch.description" >"$tmp/description"
-	python3 - "${mails[0]}" "$tmp/description" <<'EOF' || die "could not write the cover letter from the branch description"
-import sys
-
-cover, desc = sys.argv[1], open(sys.argv[2], encoding='utf-8').read().strip('\n')
-subject, _, body = desc.partition('\n\n')
-text = open(cover, encoding='utf-8').read()
-if '*** SUBJECT HERE ***' not in text or '*** BLURB HERE ***' not in text:
-    sys.exit('no cover letter template in ' + cover)
-text = text.replace('*** SUBJECT HERE ***', ' '.join(subject.split()), 1)
-text = text.replace('*** BLURB HERE ***', body.strip('\n'), 1)
-open(cover, 'w', encoding='utf-8').write(text)
-EOF
-fi
 
 # With SIGNOFF=1, put the sender's identity in place of the placeholder.
 # Give every mail a Message-ID; the patches reply to the cover letter.
@@ -275,9 +211,7 @@ print(ids[0])
 EOF
 ) || die "the mails carry the placeholder or lack your Signed-off-by (see above); fix the series' From/Signed-off-by lines in $TREE"
 
-# Mainline: lists as To:, people as Cc:, for the whole series.  Stable:
-# To: the stable list; Cc: the upstream author, then everyone
-# get_maintainer.pl names.
+# Lists as To:, people as Cc:, for the whole series.
 gm() {
 	(cd "$TREE" && ./scripts/get_maintainer.pl --nogit --nogit-fallback --norolestats \
 		--nofixes "$@" "${mails[@]:1}")
@@ -285,13 +219,6 @@ gm() {
 [ -x "$TREE/scripts/get_maintainer.pl" ] || die "$TREE has no scripts/get_maintainer.pl"
 mapfile -t to < <(gm --nom --nor --l --nos) || die "get_maintainer.pl failed on the series"
 mapfile -t cc < <(gm --m --r --nol --nos) || die "get_maintainer.pl failed on the series"
-if [ "$SERIES" = stable ]; then
-	# Each address once, the stable list only as To:.
-	mapfile -t cc < <(printf '%s\n' "$STABLE_UPSTREAM_AUTHOR" "${cc[@]}" "${to[@]}" |
-		awk -v to="$STABLE_LIST" '{ a = tolower($0); sub(/.*</, "", a); sub(/>.*/, "", a) }
-			a != to && !seen[a]++')
-	to=("$STABLE_LIST")
-fi
 [ ${#to[@]} -gt 0 ] || { to=("${cc[@]}"); cc=(); }
 [ ${#to[@]} -gt 0 ] || die "get_maintainer.pl found no recipients for the series"
 

@@ -3,26 +3,36 @@
 #
 # End-to-end test of send.sh against a real SMTP server on 127.0.0.1
 # (aiosmtpd with a Maildir mailbox), with a test identity and a throwaway
-# cache and git config, for the series SERIES= says:
+# cache and git config, for the series SERIES= says.
 #
+# SERIES=stable (the default): the request to the stable team
+# (stable-request.sh, stable-kernel-rules.rst option 2):
+#   - a bad V or SEND and a missing identity are refused; no SIGNOFF is
+#     needed;
+#   - without SEND it is a dry run: nothing arrives, and the one mail is
+#     printed;
+#   - SEND=1: exactly one mail arrives, To: stable@vger.kernel.org only,
+#     Cc: the author of 45692aa4a7ce, the maintainers and lists of the
+#     KVM/x86 and KVM/hyper-v MAINTAINERS sections (read here from the
+#     tree's MAINTAINERS, not from send.sh) and kvm@vger.kernel.org; the
+#     subject names the commit (id and subject), the body names the
+#     commit, the commit it fixes and the target trees; no diff line and
+#     no Signed-off-by anywhere in the mail; From: the test identity;
+#   - a resend of v1 is refused; v2 replies to v1.
+#
+# SERIES=mainline:
 #   - without SIGNOFF the send is refused, saying how to sign off; a bad
 #     SIGNOFF or V and a missing identity are refused too;
 #   - a dry run sends nothing;
 #   - v1 sent with SIGNOFF=1 SEND=1 arrives complete, with the test
 #     identity in place of the placeholder (author and Signed-off-by), and
 #     'git am' of the received mails onto $BASE_TAG gives exactly the tree
-#     of the series, or for the 6.12.y backport, of the fix alone: only
-#     the commits that begin "commit <id> upstream." go to stable (the
-#     tests and docs after them are not upstream);
-#   - the headers: for the 6.12.y backport, To: stable@vger.kernel.org
-#     only, "[PATCH 6.12.y n/m]", patch 1's change log beginning "commit
-#     45692aa4a7ce upstream.", Cc: the author of that commit and everyone
-#     get_maintainer.pl names; for mainline, To: the lists and Cc: the
-#     people get_maintainer.pl names, and no stable list;
+#     of the series; To: the lists and Cc: the people get_maintainer.pl
+#     names, and no stable list;
 #   - 'git rebase --signoff' alone leaves the placeholder and is refused;
 #     the command the refusal prints signs a copy of the tree off, and v2
-#     is sent from it without SIGNOFF: [PATCH (6.12.y )v2 n/m], signed off
-#     by the test identity, its cover letter replying to v1's.
+#     is sent from it without SIGNOFF: [PATCH v2 n/m], signed off by the
+#     test identity, its cover letter replying to v1's.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -35,21 +45,8 @@ git -C "$TREE" rev-parse --git-dir >/dev/null 2>&1 || die "no tree at $TREE; run
 n_all=$(git -C "$TREE" rev-list --count "$BASE_TAG..HEAD") ||
 	die "$TREE has no '$BASE_TAG' tag; recreate it with 'make tree FORCE=1'"
 [ "$n_all" -gt 0 ] || die "$TREE has no commits on top of $BASE_TAG"
-# What must arrive: the whole series, or for stable the commits up to
-# the last one whose change log begins "commit <id> upstream.".
 n=$n_all
 sent_tip=HEAD
-if [ "$SERIES" = stable ]; then
-	n=0
-	for c in $(git -C "$TREE" rev-list --reverse "$BASE_TAG..HEAD"); do
-		line=$(git -C "$TREE" log -1 --format=%b "$c")
-		[[ ${line%%$'\n'*} =~ ^commit\ [0-9a-f]{12,40}\ upstream\.$ ]] || break
-		n=$((n + 1))
-		sent_tip=$c
-	done
-	[ "$n" -gt 0 ] || die "patch 1 of $TREE does not begin 'commit <id> upstream.'; the 6.12.y series has no backport to send"
-	msg "stable: $n of the $n_all commits are upstream backports; only they go to the stable list"
-fi
 
 t0=$(date +%s)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/test-send.XXXXXX")
@@ -76,9 +73,11 @@ unset SIGNOFF SEND V IN_REPLY_TO FORCE
 
 # What the headers must be, written out here rather than taken from send.sh.
 STABLE_TO=stable@vger.kernel.org
-STABLE_SUBJECT="PATCH 6.12.y"
-UPSTREAM_LINE="commit 45692aa4a7ce upstream."
+UPSTREAM=45692aa4a7ce
+UPSTREAM_SUBJECT="x86/hyper-v: Validate entire GVA range for non-canonical addresses during PV TLB flush"
+FIXES=fa787ac07b3c
 UPSTREAM_AUTHOR=manuel.andreas@tum.de
+STABLE_SECTIONS=("KVM X86 HYPER-V (KVM/hyper-v)" "KERNEL VIRTUAL MACHINE FOR X86 (KVM/x86)")
 
 port=$($py -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mbox=$tmp/maildir
@@ -227,25 +226,100 @@ headers() {
 	local v=${1:+ $1} what
 	shift
 	what="$SERIES${v}"
-	if [ "$SERIES" = stable ]; then
-		check "$what: To: $STABLE_TO only" to_is "$STABLE_TO" "$@"
-		check "$what: subjects [$STABLE_SUBJECT$v k/$n]" subjects "$STABLE_SUBJECT$v" "$@"
-		check "$what: patch 1 begins '$UPSTREAM_LINE'" log_begins "$UPSTREAM_LINE" "$2"
-		check "$what: Cc: the upstream author, $UPSTREAM_AUTHOR" cc_has "$UPSTREAM_AUTHOR" "$@"
-		check "$what: Cc: every maintainer, reviewer and list get_maintainer.pl names ($(wc -l <<<"$gm_all"))" \
-			cc_has "$gm_all" "$@"
-	else
-		check "$what: To: the lists get_maintainer.pl names ($(wc -l <<<"$gm_lists"))" to_is "$gm_lists" "$@"
-		check "$what: Cc: the people get_maintainer.pl names ($(wc -l <<<"$gm_people"))" cc_has "$gm_people" "$@"
-		check "$what: subjects [PATCH$v k/$n]" subjects "PATCH$v" "$@"
-		check "$what: not addressed to $STABLE_TO" nobody_has "$STABLE_TO" "$@"
-	fi
+	check "$what: To: the lists get_maintainer.pl names ($(wc -l <<<"$gm_lists"))" to_is "$gm_lists" "$@"
+	check "$what: Cc: the people get_maintainer.pl names ($(wc -l <<<"$gm_people"))" cc_has "$gm_people" "$@"
+	check "$what: subjects [PATCH$v k/$n]" subjects "PATCH$v" "$@"
+	check "$what: not addressed to $STABLE_TO" nobody_has "$STABLE_TO" "$@"
 	check "$what: the cover letter is the branch description, not git's template" \
 		none_has "*** SUBJECT HERE ***" "*** BLURB HERE ***" "$1"
 	check "$what: no placeholder identity left" none_has "$PH_EMAIL" "$PH_NAME" "$@"
 	check "$what: From: is the test identity" all_have "From: $name <$email>" "$@"
 	check "$what: patches signed off by the test identity" all_have "Signed-off-by: $name <$email>" "${@:2}"
 }
+
+# --- SERIES=stable: the request to the stable team ---------------------------
+# body_of FILE: the decoded body of a mail.
+body_of() {
+	$py - "$1" <<'EOF'
+import email, sys
+with open(sys.argv[1], 'rb') as fh:
+    m = email.message_from_binary_file(fh)
+sys.stdout.write(m.get_payload(decode=True).decode('utf-8', 'replace'))
+EOF
+}
+# has_diff FILE: FILE holds a line of a diff.
+has_diff() {
+	grep -qE '^(diff --git |--- a/|\+\+\+ b/|@@ -[0-9])' "$1"
+}
+no_diff() { ! has_diff "$1"; }
+no_signoff() { ! grep -qi '^Signed-off-by:' "$1"; }
+# section_addrs: the addresses of the M: and L: lines of the sections the
+# request Cc's, read from the tree's MAINTAINERS (lower case, one a line).
+section_addrs() {
+	local s
+	for s in "${STABLE_SECTIONS[@]}"; do
+		awk -v s="$s" '$0 == s { on = 1; next } /^$/ { on = 0 } on && /^[ML]:/' "$TREE/MAINTAINERS"
+	done | sed -E 's/^[ML]:[[:space:]]*//; s/.*<([^>]*)>.*/\1/' | tr '[:upper:]' '[:lower:]' | sort -u
+}
+stable_tests() {
+	local out f body subj want log2 f2 v1_id
+	check "V=abc is refused" refused "is not a version number" V=abc
+	check "SEND=2 is refused" refused "SEND='2'" SEND=2
+	check "a missing identity is refused" refused "user.name/user.email are not set" GIT_CONFIG_GLOBAL=/dev/null
+	check "v2 without a sent v1 is refused" refused "no record of v1" V=2
+	sleep 1
+	check "the refusals sent nothing ($(count) mails received)" test "$(count)" -eq 0
+
+	msg "dry run (no SEND, no SIGNOFF)"
+	out=$("$TOP/scripts/send.sh" 2>&1) || { printf '%s\n' "$out" >&2; die "the dry run failed"; }
+	sleep 1
+	check "the dry run sends nothing ($(count) mails received)" test "$(count)" -eq 0
+	check "the dry run prints one mail" test "$(grep -c '^Subject: ' <<<"$out")-$(grep -c '^----- end of mail -----$' <<<"$out")" = "2-1"
+	check "the dry run is git send-email --dry-run" grep -q '^Dry-OK' <<<"$out"
+	check "the diff check finds a diff line (it can fail)" has_diff <(printf 'x\ndiff --git a/f b/f\n')
+	printf '%s\n' "$out" >"$tmp/dry.log"
+	check "the dry run prints no diff" no_diff "$tmp/dry.log"
+
+	msg "sending the request to 127.0.0.1:$SMTP_PORT (SEND=1, no SIGNOFF)"
+	SEND=1 "$TOP/scripts/send.sh" >"$tmp/v1.log" 2>&1 || { cat "$tmp/v1.log" >&2; die "sending the request failed"; }
+	check "one mail received ($(count))" test "$(count)" -eq 1
+	f=$(find "$mbox/new" "$mbox/cur" -type f | head -n 1)
+	[ -n "$f" ] || die "no mail arrived"
+	body=$(body_of "$f")
+	subj=$(mail_field "$f" subject)
+	want=$(section_addrs)
+	check "To: $STABLE_TO only" to_is "$STABLE_TO" "$f"
+	check "Cc: the upstream author, $UPSTREAM_AUTHOR" cc_has "$UPSTREAM_AUTHOR" "$f"
+	check "Cc: the maintainers and lists of ${STABLE_SECTIONS[*]} ($(wc -l <<<"$want"))" cc_has "$want" "$f"
+	check "Cc: kvm@vger.kernel.org" cc_has kvm@vger.kernel.org "$f"
+	check "the subject names the commit: $UPSTREAM (\"$UPSTREAM_SUBJECT\")" \
+		grep -qF "$UPSTREAM (\"$UPSTREAM_SUBJECT\")" <<<"$subj"
+	check "the body names $UPSTREAM" grep -qF "$UPSTREAM" <<<"$body"
+	check "the body names the commit it fixes, $FIXES" grep -qF "$FIXES" <<<"$body"
+	check "the body names the target trees 6.18.y and 6.12.y" grep -qF "please apply to 6.18.y and 6.12.y" <<<"$body"
+	check "no diff in the mail" no_diff "$f"
+	check "nothing signed off in the mail" no_signoff "$f"
+	check "From: is the test identity" all_have "From: $name <$email>" "$f"
+	check "no placeholder identity" none_has "$PH_EMAIL" "$PH_NAME" "$f"
+	v1_id=$(grep -m1 -i '^Message-ID:' "$f" | cut -d' ' -f2)
+	check "its Message-ID is recorded" test "$(cat "$STATE/sent/stable-request/v1/msgid" 2>/dev/null)" = "$v1_id"
+	check "resending v1 is refused" refused "was already sent" SEND=1
+
+	msg "sending v2 of the request"
+	V=2 SEND=1 "$TOP/scripts/send.sh" >"$tmp/v2.log" 2>&1 || { cat "$tmp/v2.log" >&2; die "sending v2 failed"; }
+	check "v2: a second mail received ($(count))" test "$(count)" -eq 2
+	f2=$(grep -rl -i "^In-Reply-To: $v1_id" "$mbox/new" "$mbox/cur" 2>/dev/null | head -n 1 || true)
+	check "v2 replies to v1 ($v1_id)" test -n "$f2"
+	log2=$(mail_field "${f2:-/dev/null}" subject 2>/dev/null || true)
+	check "v2's subject is [STABLE REQUEST v2]" grep -qF "[STABLE REQUEST v2]" <<<"$log2"
+}
+if [ "$SERIES" = stable ]; then
+	stable_tests
+	msg "test-send ($SERIES) took $(($(date +%s) - t0)) s"
+	[ "$fails" -eq 0 ] || die "$fails send checks failed; see the FAILED lines above"
+	msg "PASS: the stable request end to end over SMTP on 127.0.0.1:$SMTP_PORT ($SERIES)"
+	exit 0
+fi
 
 # --- refusals ---------------------------------------------------------------
 check "V=abc is refused" refused "is not a version number" V=abc
@@ -254,8 +328,7 @@ check "SIGNOFF=bogus is refused" refused "SIGNOFF='bogus': use SIGNOFF=1" SIGNOF
 check "a missing identity is refused" refused "user.name/user.email are not set" GIT_CONFIG_GLOBAL=/dev/null SIGNOFF=1
 check "v2 without a sent v1 is refused" refused "no record of v1" V=2 SIGNOFF=1
 check "without SIGNOFF the dry run is refused, saying how to sign off" refused "make send SIGNOFF=1" SEND=0
-again="make send SIGNOFF=1"
-[ "$SERIES" = stable ] || again+=" SERIES=$SERIES"
+again="make send SIGNOFF=1 SERIES=$SERIES"
 check "without SIGNOFF sending is refused, saying how to sign off" refused "$again SEND=1" SEND=1
 sleep 1
 check "the refusals sent nothing ($(count) mails received)" test "$(count)" -eq 0
@@ -275,7 +348,6 @@ mapfile -t v1 < <(cut -f2 "$tmp/v1.list")
 check "v1: mails 0..$n in order" test "$(cut -f1 "$tmp/v1.list" | paste -sd,)" = "$(seq -s, 0 "$n")"
 gm_lists=$(gm --nom --nor --l --nos)
 gm_people=$(gm --m --r --nol --nos)
-gm_all=$(sort -u <<<"$gm_lists"$'\n'"$gm_people")
 headers "" "${v1[@]}"
 v1_cover=$(grep -m1 -i '^Message-ID:' "${v1[0]}" | cut -d' ' -f2)
 [ -n "$v1_cover" ] || die "v1's cover letter arrived without a Message-ID"
