@@ -154,20 +154,22 @@ push notices, release announcements):
    first-page-only check and not $UPSTREAM.  $UPSTREAM applies
    to 6.12.117 unchanged: "git am -3" applies it cleanly, and patch(1)
    reports "Hunk #1 succeeded at 1998 (offset 17 lines)".
- - 6.18.y: has $FIXES from mainline (merged for 6.16-rc6).  No stable
-   mail, AUTOSEL mail or release announcement naming $UPSTREAM was
-   found in the archive.  We could not read a 6.18.y tree here, so we
-   have not checked that $UPSTREAM applies there or that 6.18.y lacks it.
+ - 6.18.y: has $FIXES from mainline (in 6.16-rc6).  No stable
+   mail, AUTOSEL mail or release announcement naming $UPSTREAM
+   was found in the archive.  We could not read a 6.18.y tree here,
+   so we have not checked that 6.18.y lacks $UPSTREAM or that it
+   applies there.
  - 6.6.y: took $FIXES in August 2025 as an adjusted backport
-   (is_noncanonical_address() instead of is_noncanonical_invlpg_address(),
-   which 6.6 does not have).  $UPSTREAM will not apply to it unchanged
-   and needs the same adjustment; we have neither built nor tested that,
-   so we do not ask for 6.6.y here.
+   (is_noncanonical_address() instead of
+   is_noncanonical_invlpg_address(), which 6.6 does not have).
+   $UPSTREAM will not apply to it unchanged and needs the same
+   adjustment; we have neither built nor tested that, so we do not ask
+   for 6.6.y here.
  - 6.1.y, 5.15.y, 5.10.y: not affected as far as we can tell: the
    per-page flush loop both commits change came with 260970862c88
    ("KVM: x86: hyper-v: Handle HVCALL_FLUSH_VIRTUAL_ADDRESS_LIST{,EX}
-   calls gently"), merged for 6.2, and no stable mail taking $FIXES
-   to those trees was found.  We did not read those trees' source.
+   calls gently"), merged for 6.2, and no stable mail taking
+   $FIXES to those trees was found.  We did not read those trees' source.
 
 How it was tested, on 6.12.117 (Debian's kernel, the KVM modules built
 out of tree from its source), with a selftest of our own,
@@ -177,12 +179,14 @@ that KVM hands to the vendor flush recorded with a kprobe and judged
 against the TLFS rule:
 
  - AMD, QEMU TCG (SVM with NPT), 48-bit and LA57 hosts: stock modules
-   flush wrong pages in 22 or 23 cases (48-bit) and 12 (LA57); with
-   $UPSTREAM applied as it is, no case is wrong (@CMP@).
+   flush wrong pages in 22 or 23 of 58 cases (48-bit) and 12 (LA57);
+   with $UPSTREAM applied as it is (git am -3), all 58 cases pass on
+   both: 57 exact and one superset (an unrelated full flush covered
+   the range), none wrong, no WARN.
  - Intel, Bochs (emulated VMX with EPT and VPID, 48-bit), run with our
    6.12.y modules, whose per-page check is the same rule (not with
-   $UPSTREAM itself): the stock modules print "invvpid failed: ext=0x0
-   vpid=1 gva=0x800000000000" and the WARN at vmx.c:483 from
+   $UPSTREAM itself): the stock modules print "invvpid failed:
+   ext=0x0 vpid=1 gva=0x800000000000" and the WARN at vmx.c:483 from
    vmx_flush_tlb_gva() <- kvm_hv_vcpu_flush_tlb(), and 20-21 cases are
    wrong; the patched modules get no wrong case and no WARN.
  - KUnit: the page-by-page rule as a unit test of the range expansion
