@@ -169,7 +169,8 @@ push notices, release announcements):
    per-page flush loop both commits change came with 260970862c88
    ("KVM: x86: hyper-v: Handle HVCALL_FLUSH_VIRTUAL_ADDRESS_LIST{,EX}
    calls gently"), merged for 6.2, and no stable mail taking
-   $FIXES to those trees was found.  We did not read those trees' source.
+   $FIXES to those trees was found.  We did not read those
+   trees' source.
 
 How it was tested, on 6.12.117 (Debian's kernel, the KVM modules built
 out of tree from its source), with a selftest of our own,
