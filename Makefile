@@ -97,7 +97,7 @@ selftest-mutants: modules
 lint: ensure-tree
 	$(S)/lint.sh
 
-## send: git send-email the series (dry run unless SEND=1; V=2 for a v2; SIGNOFF=1 signs off as you)
+## send: SERIES=stable: the stable-kernel-rules option-2 request for 45692aa4a7ce; SERIES=mainline: git send-email the series (dry run unless SEND=1; V=2 for a v2; SIGNOFF=1 signs the mainline series off as you)
 send: ensure-tree
 	$(S)/send.sh
 
