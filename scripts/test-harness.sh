@@ -169,10 +169,11 @@ do_errors() {
 	expect_fail "TIMING_TESTS=our own test" "never retried" env TIMING_TESTS=hyperv_tlb_flush_ranges "$TOP/scripts/selftests.sh"
 	expect_fail "TIMING_ATTEMPTS=x" "TIMING_ATTEMPTS" env TIMING_ATTEMPTS=x "$TOP/scripts/debug.sh"
 	expect_fail "V=abc" "V" env V=abc "$TOP/scripts/send.sh"
-	# make send on a one-commit series that carries the placeholder: a
-	# malformed SIGNOFF, and no SIGNOFF at all, are refused, saying how.
+	# make send SERIES=mainline (the series that is mailed) on a one-commit
+	# series that carries the placeholder: a malformed SIGNOFF, and no
+	# SIGNOFF at all, are refused, saying how.
 	local st=$tmp/send-tree
-	local -a sender=(GIT_CONFIG_GLOBAL="$tmp/gitconfig" GIT_CONFIG_NOSYSTEM=1 TREE="$st")
+	local -a sender=(GIT_CONFIG_GLOBAL="$tmp/gitconfig" GIT_CONFIG_NOSYSTEM=1 SERIES=mainline TREE="$st")
 	printf '[user]\n\tname = Errors Test\n\temail = errors-test@example.org\n' >"$tmp/gitconfig"
 	git init -q -b "$SERIES_BRANCH" "$st"
 	git -C "$st" -c user.name=Base -c user.email=base@example.invalid commit -q --allow-empty -m base
