@@ -380,7 +380,7 @@ qemu_dmesg_split() {
 		{ print }' <<<"$d")
 	QEMU_DMESG_BUG=$( (grep -m1 'invvpid failed' <<<"$d" || true
 		grep -m1 -E 'WARNING: CPU: [0-9]+ PID: [0-9]+ at .* invvpid_error' <<<"$d" || true) |
-		sed -E 's/ +$//' | paste -sd';' | sed 's/;/; /')
+		sed -E 's/ +$//' | paste -sd'|' | sed 's/|/, then /')
 }
 
 # qemu_check_kernel LOG: complain (on stdout) about a guest that did not
