@@ -35,14 +35,15 @@ run() {
 	MODS=$mods TESTS=hyperv_tlb_flush_ranges TEST_TIMEOUT=$limit QEMU_TIMEOUT=$((limit + 180)) \
 		TEST_ENV="HV_FLUSH_FUZZ_ROUNDS=$rounds HV_FLUSH_FUZZ_SEED=$SEED HV_FLUSH_FUZZ_CALLS=$calls HV_FLUSH_FUZZ_SECONDS=$secs" \
 		"$TOP/scripts/selftests.sh" >"$BUILD/fuzz-$mods.log" 2>&1 || rc=$?
-	FUZZ_KTAP=$BUILD/selftests/$mods-${CPU:-48}/hyperv_tlb_flush_ranges.ktap
+	FUZZ_KTAP=$(selftests_out "$mods" "${CPU:-48}")/hyperv_tlb_flush_ranges.ktap
 	grep -E '^# (fuzzer|verdicts|  )' "$FUZZ_KTAP" 2>/dev/null | sed 's/^/    /' || true
 	return "$rc"
 }
 
 # failure MODS: why the last run of MODS failed, from its summary.
 failure() {
-	local sum=$BUILD/selftests/$1-${CPU:-48}/summary.tsv
+	local sum
+	sum=$(selftests_out "$1" "${CPU:-48}")/summary.tsv
 	if grep -q "is wrong:" "$FUZZ_KTAP" 2>/dev/null; then
 		echo "the fuzzer found a wrong round"
 	elif grep -q 'timed out' "$sum" 2>/dev/null; then

@@ -30,6 +30,14 @@ stable) SERIES_DIR=6.12.y ;;
 mainline) SERIES_DIR=mainline ;;
 *) printf 'ERROR: SERIES must be stable or mainline, not %s\n' "'$SERIES'" >&2; exit 1 ;;
 esac
+# The host's CPU vendor the guest emulates: HOST=amd (default, QEMU TCG
+# with SVM) or HOST=intel (Bochs with VMX, EPT and VPID).
+: "${HOST:=amd}"
+case $HOST in
+amd | intel) ;;
+*) printf 'ERROR: HOST must be amd (QEMU, SVM) or intel (Bochs, VMX), not %s\n' "'$HOST'" >&2; exit 1 ;;
+esac
+export HOST
 if [ "$SERIES" = stable ]; then
 	: "${TREE:=$BUILD/tree}"
 else
@@ -106,6 +114,7 @@ declare -A STAGE_PKGS=(
 	[modules]="gcc-12 gcc make ccache rsync bc flex bison libelf-dev libssl-dev dwarves kmod"
 	[install]="kmod binutils"
 	[qemu]="qemu-system-x86 busybox-static xz-utils cpio coreutils procps"
+	[bochs]="bochs bochsbios vgabios bochs-term syslinux syslinux-common isolinux xorriso busybox-static xz-utils cpio coreutils procps"
 	[selftests]="gcc make libc6-dev rsync flex bison bc"
 	[kunit]="gcc make ccache bc flex bison libelf-dev libssl-dev python3 qemu-system-x86 rsync"
 	[lint]="git perl gcc-12 make ccache rsync sparse python3 python3-ply python3-git python3-yaml python3-sphinx python3-sphinx-rtd-theme"
@@ -142,6 +151,13 @@ probe_stage() {
 		rm -rf "$d"
 		[ "$rc" -eq 0 ] || return 1
 		[ "$1" = send ] || /usr/bin/python3 -c 'import aiosmtpd'
+		;;
+	bochs)
+		# Debian's Bochs has no 'nogui' display: the rfb one must be there.
+		[ -x /usr/bin/bochs-bin ] && [ -f /usr/share/bochs/BIOS-bochs-latest ] &&
+			[ -f /usr/share/vgabios/vgabios.bin ] && [ -f /usr/lib/ISOLINUX/isolinux.bin ] &&
+			[ -f /usr/lib/syslinux/modules/bios/ldlinux.c32 ] && xorriso -version >/dev/null 2>&1 &&
+			! ldd /bin/busybox >/dev/null 2>&1
 		;;
 	harness) shellcheck --version >/dev/null && flock --version >/dev/null ;;
 	*) true ;;
@@ -319,6 +335,15 @@ scratch_clone() {
 		die "the uncommitted changes of ${TREE#"$TOP"/} do not apply to its HEAD in $dir"
 	fi
 	rm -f "$diff"
+}
+
+# --- results ------------------------------------------------------------------------
+# selftests_out MODS CPU [HOST]: where selftests.sh puts a run's results by
+# default: build/selftests/<MODS>-<CPU>, with an "intel-" prefix on Intel.
+selftests_out() {
+	local pfx=
+	[ "${3:-$HOST}" = amd ] || pfx=${3:-$HOST}-
+	printf '%s/selftests/%s%s-%s\n' "$BUILD" "$pfx" "$1" "$2"
 }
 
 # --- mutants -------------------------------------------------------------------------

@@ -3,9 +3,15 @@
 #
 # Build the KVM Hyper-V selftests of $TREE statically (output under
 # build/selftests, never in the source tree), boot the Debian kernel under
-# QEMU with them and the chosen KVM modules, and run them.  Results go to
-# build/selftests/<MODS>-<CPU>/: console.log, <test>.ktap, summary.tsv.
+# QEMU (HOST=intel: Bochs) with them and the chosen KVM modules, and run
+# them.  Results go to build/selftests/<MODS>-<CPU>/ (on Intel
+# build/selftests/intel-<MODS>-<CPU>/): console.log, <test>.ktap,
+# summary.tsv.
 #
+#   HOST=amd|intel       the emulated host: QEMU TCG with AMD SVM (default)
+#                        or Bochs with Intel VMX (48-bit only)
+#   TEST_SOURCES="a.c .." extra programs of the selftest library, from
+#                        outside the tree, built and run like the tests
 #   CPU=48|la57          the host's virtual address width (default 48)
 #   MODS=patched|stock   build/modules/patched or Debian's modules (patched)
 #   TESTS="..."          the tests to run (default: all Hyper-V selftests)
@@ -51,6 +57,8 @@ if [ -n "${KERNEL:-}" ]; then
 	QEMU_TAINT_OK=$((QEMU_TAINT_OK | 262144))
 fi
 case $CPU in 48 | la57) ;; *) die "CPU must be 48 or la57, not '$CPU'" ;; esac
+[ "$HOST" = amd ] || [ "$CPU" = 48 ] ||
+	die "HOST=intel CPU=$CPU: Bochs emulates no LA57 (48-bit virtual addresses only); use CPU=48, or HOST=amd for LA57"
 case $MODS in
 patched | stock) ;;
 builtin) [ -n "${KERNEL:-}" ] || die "MODS=builtin is for a KERNEL= with KVM built in ('make debug')" ;;
@@ -84,13 +92,26 @@ sd=x86_64
 
 HV_TESTS="hyperv_tlb_flush_ranges hyperv_tlb_flush hyperv_features hyperv_ipi
 hyperv_clock hyperv_cpuid hyperv_svm_test hyperv_extended_hypercalls hyperv_evmcs"
-if [ -z "${TESTS:-}" ]; then
+# Extra programs of the selftest library from outside the tree: alone
+# unless TESTS names tree tests too.
+extras=()
+for f in ${TEST_SOURCES:-}; do
+	[[ $f == *.c && -f $f ]] || die "TEST_SOURCES: '$f' is not a C file; name selftest-library programs (foo.c)"
+	extras+=("$(realpath "$f")")
+done
+if [ -z "${TESTS:-}" ] && [ ${#extras[@]} -gt 0 ]; then
+	TESTS=
+elif [ -z "${TESTS:-}" ]; then
 	TESTS=$HV_TESTS
-	# eVMCS is Intel only; on AMD it would only skip.
-	[ "$vendor" = intel ] || TESTS=${TESTS/hyperv_evmcs/}
+	# eVMCS is Intel only, hyperv_svm_test AMD only; elsewhere they would only skip.
+	if [ "$vendor" = intel ]; then
+		TESTS=${TESTS/hyperv_svm_test/}
+	else
+		TESTS=${TESTS/hyperv_evmcs/}
+	fi
 fi
 read -r -d '' -a tests <<<"$TESTS" || true
-[ ${#tests[@]} -gt 0 ] || die "TESTS is empty"
+[ ${#tests[@]} -gt 0 ] || [ ${#extras[@]} -gt 0 ] || die "TESTS is empty"
 
 sbuild=$BUILD/selftests
 mkdir -p "$sbuild"
@@ -123,9 +144,28 @@ for t in $HV_TESTS; do
 	fi
 done
 mkdir -p "$obj"
-msg "building ${#targets[@]} Hyper-V selftests statically from ${TREE#"$TOP"/} into ${obj#"$TOP"/}"
+# The extra programs: copied beside the objects, built by one more rule.
+mkfiles=(-f Makefile)
+if [ ${#extras[@]} -gt 0 ]; then
+	mkdir -p "$obj/extra-src" "$obj/extra"
+	for f in "${extras[@]}"; do
+		t=$(basename "$f" .c)
+		for u in "${tests[@]}"; do
+			[ "$u" != "$t" ] || die "TEST_SOURCES: $t is also in TESTS"
+		done
+		cmp -s "$f" "$obj/extra-src/$t.c" || cp "$f" "$obj/extra-src/$t.c"
+		targets+=("$obj/extra/$t")
+		tests+=("$t")
+	done
+	cat >"$obj/extra.mk" <<'EOF'
+$(OUTPUT)/extra/%: $(OUTPUT)/extra-src/%.c $(LIBKVM_OBJS)
+	$(CC) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) $(TARGET_ARCH) $< $(LIBKVM_OBJS) $(LDLIBS) -o $@
+EOF
+	mkfiles+=(-f "$obj/extra.mk")
+fi
+msg "building ${#targets[@]} selftests statically from ${TREE#"$TOP"/}${extras[*]:+ and TEST_SOURCES} into ${obj#"$TOP"/}"
 start=$(date +%s)
-make -s -C "$TREE/tools/testing/selftests/kvm" -j"$(nproc)" OUTPUT="$obj" \
+make -s -C "$TREE/tools/testing/selftests/kvm" "${mkfiles[@]}" -j"$(nproc)" OUTPUT="$obj" \
 	KHDR_INCLUDES="-isystem $hdr/include" EXTRA_CFLAGS=-static "${targets[@]}" \
 	>"$obj/build.log" 2>&1 || {
 	tail -n 30 "$obj/build.log" >&2
@@ -154,6 +194,10 @@ for km in ${GUEST_KMODS:-}; do
 done
 mkdir -p "$stage/tests"
 for t in "${tests[@]}"; do
+	if [ -x "$obj/extra/$t" ] && [ -f "$obj/extra-src/$t.c" ] && [[ " ${extras[*]} " == *"/$t.c "* ]]; then
+		cp "$obj/extra/$t" "$stage/tests/$t"
+		continue
+	fi
 	[ -x "$obj/$sd/$t" ] || die "no selftest '$t' in ${TREE#"$TOP"/}"
 	cp "$obj/$sd/$t" "$stage/tests/$t"
 done
@@ -206,14 +250,14 @@ EOF
 qemu_pack "$stage" "$work/initrd.cpio"
 rm -rf "$stage"
 
-out=${SELFTESTS_OUT:-$sbuild/$MODS-$CPU}
-msg "booting under QEMU (CPU=$CPU, MODS=$MODS); results go to ${out#"$TOP"/}"
+out=${SELFTESTS_OUT:-$(selftests_out "$MODS" "$CPU")}
+msg "booting under $(qemu_emulator) (HOST=$HOST CPU=$CPU, MODS=$MODS); results go to ${out#"$TOP"/}"
 start=$(date +%s)
 rc=0
 qemu_boot "$work/initrd.cpio" "$work/console.log" "$CPU" || rc=$?
 secs=$(($(date +%s) - start))
 rm -f "$work/initrd.cpio"
-[ "$rc" -eq 124 ] && warn "QEMU timed out after $QEMU_TIMEOUT s (QEMU_TIMEOUT=...)"
+[ "$rc" -eq 124 ] && warn "$(qemu_emulator) timed out after $(qemu_wall_limit) s (QEMU_TIMEOUT=...)"
 
 # One KTAP file and one summary row per test; pseudo tests for the kernel.
 log=$work/console.log

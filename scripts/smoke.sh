@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Boot the pinned Debian kernel under QEMU (AMD SVM with nested paging),
+# Boot the pinned Debian kernel under QEMU (AMD SVM with nested paging;
+# HOST=intel: under Bochs, Intel VMX with EPT),
 # load irqbypass, ccp and the patched kvm and kvm-amd modules, and check
 # that /dev/kvm appears, kvm_amd uses nested paging and the kernel log is
 # clean.
@@ -39,13 +40,13 @@ qemu_pack "$work/stage" "$work/initrd.cpio"
 
 mkdir -p "$BUILD/smoke"
 log=$BUILD/smoke/console.log
-msg "booting $(basename "$VMLINUZ") under QEMU (log: ${log#"$TOP"/})"
+msg "booting $(basename "$VMLINUZ") under $(qemu_emulator) (HOST=$HOST; log: ${log#"$TOP"/})"
 start=$(date +%s)
 rc=0
 qemu_boot "$work/initrd.cpio" "$work/console.log" 48 || rc=$?
 mv "$work/console.log" "$log"
 secs=$(($(date +%s) - start))
-[ "$rc" -eq 124 ] && warn "QEMU timed out after $QEMU_TIMEOUT s"
+[ "$rc" -eq 124 ] && warn "$(qemu_emulator) timed out after $(qemu_wall_limit) s (QEMU_TIMEOUT=...)"
 
 problems=$(qemu_check_kernel "$log")
 case $vendor in

@@ -162,6 +162,12 @@ do_errors() {
 	# Malformed values.
 	expect_fail "CPU=bogus" "CPU" env CPU=bogus "$TOP/scripts/selftests.sh"
 	expect_fail "MODS=bogus" "MODS" env MODS=bogus "$TOP/scripts/selftests.sh"
+	expect_fail "HOST=bogus" "HOST must be amd \\(QEMU, SVM\\) or intel \\(Bochs, VMX\\), not 'bogus'" \
+		env HOST=bogus "$TOP/scripts/selftests.sh"
+	expect_fail "HOST=bogus (redgreen)" "HOST must be amd" env HOST=bogus "$TOP/scripts/redgreen.sh"
+	expect_fail "HOST=intel CPU=la57" "Bochs emulates no LA57" env HOST=intel CPU=la57 "$TOP/scripts/selftests.sh"
+	expect_fail "TEST_SOURCES=bogus" "TEST_SOURCES: .* is not a C file" \
+		env TEST_SOURCES="$tmp/nope.c" "$TOP/scripts/selftests.sh"
 	expect_fail "MODS=bogus (smoke)" "MODS" env MODS=bogus "$TOP/scripts/smoke.sh"
 	expect_fail "TEST_TIMEOUT=abc" "TEST_TIMEOUT" env TEST_TIMEOUT=abc "$TOP/scripts/selftests.sh"
 	expect_fail "TEST_ATTEMPTS=2 (gone)" "TIMING_ATTEMPTS" env TEST_ATTEMPTS=2 "$TOP/scripts/selftests.sh"
