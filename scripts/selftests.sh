@@ -78,6 +78,9 @@ for t in $TIMING_TESTS; do
 	esac
 done
 
+for f in ${TEST_SOURCES:-}; do
+	[[ $f == *.c && -f $f ]] || die "TEST_SOURCES: '$f' is not a C file; name selftest-library programs (foo.c)"
+done
 harness_lock
 qemu_need_pkgs
 need_stage selftests
@@ -96,7 +99,6 @@ hyperv_clock hyperv_cpuid hyperv_svm_test hyperv_extended_hypercalls hyperv_evmc
 # unless TESTS names tree tests too.
 extras=()
 for f in ${TEST_SOURCES:-}; do
-	[[ $f == *.c && -f $f ]] || die "TEST_SOURCES: '$f' is not a C file; name selftest-library programs (foo.c)"
 	extras+=("$(realpath "$f")")
 done
 if [ -z "${TESTS:-}" ] && [ ${#extras[@]} -gt 0 ]; then

@@ -188,7 +188,7 @@ do_errors() {
 	git -C "$st" config "branch.$SERIES_BRANCH.description" "x: a series"
 	expect_fail "SIGNOFF=bogus" "SIGNOFF='bogus': use SIGNOFF=1" \
 		env "${sender[@]}" SIGNOFF=bogus "$TOP/scripts/send.sh"
-	expect_fail "no SIGNOFF: refused" "make send SIGNOFF=1$" env -u SIGNOFF "${sender[@]}" "$TOP/scripts/send.sh"
+	expect_fail "no SIGNOFF: refused" "make send SIGNOFF=1 SERIES=mainline$" env -u SIGNOFF "${sender[@]}" "$TOP/scripts/send.sh"
 	expect_fail "no SIGNOFF: the git way" "git -C '$st' .* rebase $BASE_TAG -x" \
 		env -u SIGNOFF "${sender[@]}" "$TOP/scripts/send.sh"
 	expect_fail "SERIES=bogus" "SERIES must be stable or mainline" env SERIES=bogus "$TOP/scripts/tree.sh"
