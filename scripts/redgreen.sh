@@ -81,7 +81,7 @@ for run in "${runs[@]}"; do
 		# Upstream's timing-bound tests may have run again (selftests.sh's
 		# one rule, TIMING_ATTEMPTS): each retry is listed, and counted.
 		retried=$(grep -c ' failed' "$res/retries.txt" 2>/dev/null || true)
-		grep '^RETRY ' "$res/retries.txt" 2>/dev/null | sed "s/^/CPU=$cpu MODS=$mods: /" >&2 || true
+		grep '^RETRY ' "$res/retries.txt" 2>/dev/null | sed "s/^/HOST=$host CPU=$cpu MODS=$mods: /" >&2 || true
 		others=$(awk -F'\t' -v t="$NEW_TEST" 'NR > 1 && $1 != t && $1 != "kernel" && $2 == "fail" { print $1 }' "$sum" | tr '\n' ' ')
 
 		if [ "$mods" = stock ] && [ "$host" = intel ]; then
@@ -120,27 +120,29 @@ done
 total=$(($(date +%s) - start))
 
 {
-	printf '
-%-6s %-5s %-8s %-6s %-24s %5s %7s  %s
-' HOST CPU MODULES WANT RESULT SECS RETRIES "FAILING CASES of $NEW_TEST"
+	printf '\n%-6s %-5s %-8s %-6s %-24s %5s %7s  %s\n' HOST CPU MODULES WANT RESULT SECS RETRIES "FAILING CASES of $NEW_TEST"
 	for r in "${rows[@]}"; do
 		IFS='|' read -r host cpu mods expect verdict secs retried cases <<<"$r"
-		printf '%-6s %-5s %-8s %-6s %-24s %5s %7s  %s
-' "$host" "$cpu" "$mods" "$expect" "$verdict" "$secs" "$retried" "$cases"
+		printf '%-6s %-5s %-8s %-6s %-24s %5s %7s  %s\n' "$host" "$cpu" "$mods" "$expect" "$verdict" "$secs" "$retried" "$cases"
 	done
 	echo
 } | tee "$out/table.txt.tmp"
 mv "$out/table.txt.tmp" "$out/table.txt"
-# The same rows for 'make results', the failing cases counted.
+# The same rows for 'make results', the failing cases counted; a run of
+# one host (HOST=) keeps the other host's rows of an earlier run.
 {
-	printf 'host\tcpu\tmodules\twant\tresult\tsecs\tretries\tfailing\n'
+	printf 'cpu\tmodules\twant\tresult\tsecs\tretries\tfailing\n'
+	if [ -n "$host_given" ] && [ -f "$out/table.tsv" ]; then
+		awk -F'\t' -v h="$host_given" 'NR > 1 && $1 !~ "^" h " "' "$out/table.tsv"
+	fi
 	for r in "${rows[@]}"; do
 		IFS='|' read -r host cpu mods expect verdict secs retried cases <<<"$r"
 		n=0
-		[ "$cases" = - ] || n=$(wc -w <<<"${cases%%; kernel:*}")
-		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$host" "$cpu" "$mods" "$expect" "${verdict//$'\e'\[[0-9]*m/}" "$secs" "$retried" "$n"
+		[ "$cases" = - ] || n=$(wc -w <<<"${cases%%;*}")
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$host $cpu" "$mods" "$expect" "${verdict//$'\e'\[[0-9]*m/}" "$secs" "$retried" "$n"
 	done
-} >"$out/table.tsv"
+} >"$out/table.tsv.tmp"
+mv "$out/table.tsv.tmp" "$out/table.tsv"
 
 [ "$bad" -eq 0 ] || die "$bad of ${#rows[@]} red/green runs are wrong (${total} s); logs in ${out#"$TOP"/}"
 msg "red/green OK in $total s: stock fails $NEW_TEST (on Intel with the INVVPID WARN), patched passes the Hyper-V suite, on ${runs[*]}"

@@ -38,9 +38,9 @@ table() {
 	echo "Red/green (\`make redgreen\`; failing: cases of hyperv_tlb_flush_ranges that failed;"
 	echo "retries: failed runs of upstream's timing-bound tests that ran again):"
 	echo
-	echo '| host | CPU | modules | want | result | seconds | retries | failing |'
-	echo '| --- | --- | --- | --- | --- | ---: | ---: | ---: |'
-	awk -F'\t' 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8 }' "$rg"
+	echo '| host | modules | want | result | seconds | retries | failing |'
+	echo '| --- | --- | --- | --- | ---: | ---: | ---: |'
+	awk -F'\t' 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7 }' "$rg"
 	echo "<!-- results:end -->"
 }
 
