@@ -254,7 +254,10 @@ tsc_skew() {
 	# KVM's init (kvm_amd's lines) came before the refinement.
 	awk '/kvm_amd: |kvm_intel: / && !k { k = NR } /Refined TSC clocksource calibration/ && !r { r = NR }
 		END { exit !(k && r && k < r) }' "$log" || return 1
-	assertion "$1/hyperv_clock.ktap" | grep -qE 'hyperv_clock\.c:[0-9]+: r[12] >= t[12]' || return 1
+	# Some run of the boot failed on a TSC-page bound (the skew fails it
+	# on every run; a run on a loaded machine may fail the 1% bound first).
+	grep -A1 'Test Assertion Failure' "$1/hyperv_clock.ktap" 2>/dev/null |
+		grep -qE 'hyperv_clock\.c:[0-9]+: r[12] >= t[12]' || return 1
 	echo "KVM (built in) kept the early TSC calibration, $early MHz, and the kernel refined it to $refined MHz after KVM's init (\"user requested TSC rate below hardware speed\"), so the guest's TSC runs faster than the rate its Hyper-V TSC page is computed with"
 }
 
