@@ -568,7 +568,7 @@ do_faults() {
 	fi
 
 	# A send that fails: nothing listens on the SMTP port.
-	fault "failing send" send "sending v1 failed" STAGES=send TEST_SEND_SMTP_PORT=1 TREE="$TREE" BUILD="$FT/b6" LOCK_WAIT=600
+	fault "failing send" send "git send-email failed" STAGES=send TEST_SEND_SMTP_PORT=1 TREE="$TREE" BUILD="$FT/b6" LOCK_WAIT=600
 }
 
 # --- the mainline series ---------------------------------------------------------
