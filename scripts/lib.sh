@@ -51,6 +51,11 @@ PATCHES=$(realpath -m "$PATCHES")
 SERIES_BRANCH=hv-flush-ranges
 BASE_TAG=series-base
 
+# The project's own validator (validator/): kprobe oracle, verdict engine,
+# fuzzer.  Never part of a series; selftests.sh builds it with the tree's
+# selftest library.
+VALIDATOR=hyperv_tlb_flush_ranges
+
 # The neutral identity the stored series carries; send.sh puts the
 # sender's own in its place only when asked (SIGNOFF=1).
 PH_NAME="KVM Hyper-V Series"

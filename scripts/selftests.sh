@@ -136,18 +136,21 @@ fi
 # The tests themselves; make rebuilds only what changed.
 obj=$sbuild/obj-$(echo "$TREE" | sha1sum | cut -c1-8)-$hdr_key
 targets=()
+# The validator is the project's own test, in validator/, not in any
+# series: it is built against $TREE's selftest library (validator.mk).
 for t in "${tests[@]}"; do
-	[ -f "$TREE/tools/testing/selftests/kvm/$sd/$t.c" ] ||
+	[ "$t" = "$VALIDATOR" ] || [ -f "$TREE/tools/testing/selftests/kvm/$sd/$t.c" ] ||
 		die "$TREE has no selftest '$t'; apply the selftest patch there or set TREE=<tree with it>"
 done
 for t in $HV_TESTS; do
-	if [ -f "$TREE/tools/testing/selftests/kvm/$sd/$t.c" ]; then
+	if [ "$t" = "$VALIDATOR" ] || [ -f "$TREE/tools/testing/selftests/kvm/$sd/$t.c" ]; then
 		targets+=("$obj/$sd/$t")
 	fi
 done
 mkdir -p "$obj"
 # The extra programs: copied beside the objects, built by one more rule.
-mkfiles=(-f Makefile)
+# validator.mk includes the tree's Makefile and adds the validator's rule.
+mkfiles=(-f "$TOP/validator/validator.mk")
 if [ ${#extras[@]} -gt 0 ]; then
 	mkdir -p "$obj/extra-src" "$obj/extra"
 	for f in "${extras[@]}"; do
@@ -167,7 +170,8 @@ EOF
 fi
 msg "building ${#targets[@]} selftests statically from ${TREE#"$TOP"/}${extras[*]:+ and TEST_SOURCES} into ${obj#"$TOP"/}"
 start=$(date +%s)
-make -s -C "$TREE/tools/testing/selftests/kvm" "${mkfiles[@]}" -j"$(nproc)" OUTPUT="$obj" \
+make -s -C "$TREE/tools/testing/selftests/kvm" "${mkfiles[@]}" \
+	VALIDATOR_SRC="$TOP/validator" VALIDATOR_ARCH_DIR="$sd" -j"$(nproc)" OUTPUT="$obj" \
 	KHDR_INCLUDES="-isystem $hdr/include" EXTRA_CFLAGS=-static "${targets[@]}" \
 	>"$obj/build.log" 2>&1 || {
 	tail -n 30 "$obj/build.log" >&2

@@ -1,0 +1,1899 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The Hyper-V PV TLB flush hypercalls, HvFlushVirtualAddress{Space,List}
+ * and their Ex forms, checked against the flushes KVM really does.
+ *
+ * A stale TLB entry cannot be observed reliably from inside the guest, so
+ * the host watches KVM instead: kprobe events in a private tracefs instance
+ * record every GVA KVM hands to the vendor's per-GVA flush, every full
+ * flush of a vCPU's TLB, when the Hyper-V flush path falls back to a full
+ * flush, and each VM entry and nested transition.  A flush is in time if
+ * it is done before the vCPU runs guest code of the caller's level (L1 or
+ * L2) again: the sender before its call returns, another target before
+ * its first VM entry after that.  Each case gets one verdict:
+ *
+ *  - exact: the flushes were what KVM's flush FIFO implies: the pages of
+ *    the ranges that are canonical for the host's address width, or a full
+ *    flush where KVM falls back to one;
+ *  - superset: some pages were covered by a full flush done for another
+ *    reason (which also empties the FIFO), or more pages were flushed;
+ *  - wrong: a non-canonical GVA reached the vendor flush, a canonical page
+ *    was neither flushed nor covered by a full flush in time, the
+ *    hypercall returned an unexpected status, or the oracle lost events.
+ *
+ * Only "wrong" fails.  The test fails, rather than skips, when the oracle
+ * cannot be set up (no tracefs or kprobe events, or TDP off, where KVM
+ * always flushes everything), unless HV_FLUSH_ALLOW_NO_ORACLE=1 asks for a
+ * skip (for manual runs on hosts without kprobe events).
+ *
+ * With -f [-s seed] [-n rounds] [-c calls] [-t seconds], or
+ * HV_FLUSH_FUZZ_{ROUNDS,SEED,CALLS,SECONDS} in the environment, the test
+ * runs seeded random rounds of hypercalls instead of the cases, judged the
+ * same way (see fuzz()): at least the given rounds, and then more until at
+ * least the given number of hypercalls and seconds are reached.
+ *
+ * Expectations are marked TLFS where they follow from the Hyper-V TLFS,
+ * and KVM where they are implementation choices of KVM (checked against
+ * arch/x86/kvm/hyperv.c): the 16-slot flush FIFO per vCPU, with one slot
+ * kept for a flush-all entry, and processing the FIFO in order up to the
+ * first flush-all entry.
+ */
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kvm_util.h"
+#include "processor.h"
+#include "hyperv.h"
+#include "kprobe_trace.h"
+#include "hv_flush_defs.h"
+#include "svm_util.h"
+#include "test_util.h"
+
+/* vCPU 0 runs the rounds; every vCPU may send hypercalls in a round. */
+#define NR_VCPUS	3
+#define SENDER		0
+
+/* VP index 65 puts vCPU 2 into the second sparse bank. */
+static const u32 vp_index[NR_VCPUS] = { 0, 1, 65 };
+
+/* Targets of a flush: vCPU indexes, or every vCPU. */
+#define T_SELF		BIT(0)
+#define T_W1		BIT(1)
+#define T_W2		BIT(2)
+#define T_ALL		BIT(7)
+
+/*
+ * KVM: a vCPU's FIFO has 16 slots and a request is queued only if it
+ * leaves a slot free, so a list of up to 15 entries is queued as is and a
+ * longer one, or one that does not fit behind pending requests, becomes a
+ * flush-all entry.  KVM does not even read lists longer than 15 entries.
+ */
+#define FIFO_SLOTS	16
+#define MAX_QUEUED	(FIFO_SLOTS - 1)
+/* TLFS: fast hypercalls pass their input in six XMM registers. */
+#define XMM_REGS	6
+#define XMM_HALVES	(2 * XMM_REGS)
+/* TLFS: 12 bits of rep count. */
+#define MAX_REPS	4095
+
+/* Enough for 4095 entries after the header and a few banks. */
+#define INPUT_PAGES	10
+
+/* An entry of the GVA list: 'extra' pages follow the page at 'base'. */
+#define RANGE(base, extra)						\
+	(((u64)(base) & GVA_PAGE_MASK) |			\
+	 ((u64)(extra) & GVA_EXTRA_PAGES_MASK))
+/* KVM: its internal flush-all marker, also a legal (wrapping) range. */
+#define FLUSH_ALL_ENTRY	RANGE(~0ULL, GVA_MAX_PAGES - 1)
+#define LAST		(GVA_MAX_PAGES - 1)
+
+/* The last page below and the first page above each non-canonical hole. */
+#define LO48_END	0x00007ffffffff000ULL
+#define HI48_START	0xffff800000000000ULL
+#define LO57_END	0x00fffffffffff000ULL
+#define HI57_START	0xff00000000000000ULL
+#define NC_BOTH		0x8000000000000000ULL
+#define TOP_PAGE	0xfffffffffffff000ULL
+
+#define LIST		HVCALL_FLUSH_VIRTUAL_ADDRESS_LIST
+#define LIST_EX		HVCALL_FLUSH_VIRTUAL_ADDRESS_LIST_EX
+#define SPACE		HVCALL_FLUSH_VIRTUAL_ADDRESS_SPACE
+#define SPACE_EX	HVCALL_FLUSH_VIRTUAL_ADDRESS_SPACE_EX
+
+#define STATUS_BAD	HV_STATUS_INVALID_HYPERCALL_INPUT
+
+/* One hypercall of a case, made by one vCPU. */
+struct flush_call {
+	u16 code;
+	bool fast;
+	u8 targets;
+	/* The GVA list; it repeats its last entry up to 'reps' entries. */
+	u8 nr;
+	const u64 *entries;
+	u16 reps;		/* rep count if not 'nr' */
+	u16 rep_start;		/* rep start index */
+	s8 var_cnt_delta;	/* var_cnt minus the number of banks */
+	u8 set_all_banks;	/* banks sent along with HV_GENERIC_SET_ALL */
+	bool empty_bank;	/* a sparse set with an empty bank after the last */
+	bool mask_zero;		/* processor_mask 0, no HV_FLUSH_ALL_PROCESSORS */
+	bool l2;		/* made by vCPU 0's nested guest (AMD only) */
+};
+
+struct flush_case {
+	const char *name;
+	struct flush_call call[NR_VCPUS];	/* indexed by the sending vCPU */
+	u8 park;		/* vCPUs kept out of the guest until all calls are made */
+	u8 purge;		/* parked vCPUs that get an unrelated full flush */
+	u16 status;		/* expected status of every call */
+	u8 full;		/* vCPUs expected to fall back to a full flush */
+};
+
+#define ENTRIES(...)							\
+	.nr = ARRAY_SIZE(((const u64[]){ __VA_ARGS__ })),		\
+	.entries = (const u64[]){ __VA_ARGS__ }
+
+#define CALL(_code, _fast, _targets, ...)				\
+	.code = _code, .fast = _fast, .targets = _targets, ENTRIES(__VA_ARGS__)
+
+/* A case with one hypercall from vCPU 0 that flushes page by page. */
+#define CASE(_name, _code, _fast, _targets, ...)			\
+{									\
+	.name = _name,							\
+	.call[SENDER] = { CALL(_code, _fast, _targets, __VA_ARGS__) },	\
+}
+
+/* The same, expected to make the targets flush everything. */
+#define CASE_FULL(_name, _code, _fast, _targets, _full, ...)		\
+{									\
+	.name = _name, .full = _full,					\
+	.call[SENDER] = { CALL(_code, _fast, _targets, __VA_ARGS__) },	\
+}
+
+#define ALL_VCPUS	(T_SELF | T_W1 | T_W2)
+
+/* The most one request queues (KVM): plain, crossing, hole, wrapping. */
+static const u64 fifteen_mixed[] = {
+	RANGE(0x1000, 2), RANGE(LO48_END - 0x1000, 2),
+	RANGE(HI48_START - 0x1000, 2), RANGE(LO57_END - 0x1000, 2),
+	RANGE(HI57_START - 0x1000, 2), RANGE(NC_BOTH, 3),
+	RANGE(TOP_PAGE, 1), RANGE(0x200000, 0), RANGE(LO48_END, 3),
+	RANGE(HI48_START - 0x3000, 3), RANGE(LO57_END, 3),
+	RANGE(HI57_START - 0x3000, 3), RANGE(TOP_PAGE - 0x1000, 2),
+	RANGE(LO48_END + 0x1000, 1), RANGE(LO48_END, LAST),
+};
+
+static const struct flush_case cases[] = {
+	/* TLFS: each GVA of a range is valid or ignored on its own. */
+	CASE("list_self_lower_half_into_noncanonical", LIST, false, T_SELF,
+	     RANGE(LO48_END - 0x1000, 5)),
+	CASE("list_w1_noncanonical_into_upper_half", LIST, false, T_W1,
+	     RANGE(HI48_START - 0x3000, 4)),
+	CASE("list_self_w1_wholly_noncanonical", LIST, false, T_SELF | T_W1,
+	     RANGE(LO48_END + 0x1000, 15), RANGE(NC_BOTH, LAST)),
+	/* KVM: pages are computed modulo 2^64. */
+	CASE("list_all_wrap_past_2_64", LIST, false, T_ALL,
+	     RANGE(TOP_PAGE - 0x1000, 3)),
+	CASE("list_w1_4096_pages_off_lower_half", LIST, false, T_W1,
+	     RANGE(LO48_END - 0x7f000, LAST)),
+	CASE("list_all_4096_pages_into_upper_half", LIST, false, T_ALL,
+	     RANGE(HI48_START - 0x80000, LAST)),
+	/* KVM: (u64)-1 is its flush-all marker; earlier entries are flushed. */
+	CASE_FULL("list_self_flush_all_entry", LIST, false, T_SELF, T_SELF,
+		  FLUSH_ALL_ENTRY),
+	CASE_FULL("list_all_flush_all_entry_first", LIST, false, T_ALL, ALL_VCPUS,
+		  FLUSH_ALL_ENTRY, RANGE(LO48_END, 7)),
+	CASE_FULL("list_w1_ranges_then_flush_all_entry", LIST, false, T_W1, T_W1,
+		  RANGE(LO48_END - 0x1000, 3), FLUSH_ALL_ENTRY),
+	{
+		.name = "list_w1_15_entries_mixed",
+		.call[SENDER] = { .code = LIST, .targets = T_W1,
+				  .entries = fifteen_mixed, .nr = ARRAY_SIZE(fifteen_mixed) },
+	},
+	/* XMM ("fast") input */
+	CASE("list_fast_self_both_boundaries", LIST, true, T_SELF,
+	     RANGE(LO48_END - 0x1000, 5), RANGE(HI48_START - 0x2000, 5)),
+	CASE("list_fast_all_11_entries_mixed", LIST, true, T_ALL,
+	     RANGE(0x1000, 2), RANGE(LO48_END - 0x1000, 2),
+	     RANGE(HI48_START - 0x1000, 2), RANGE(LO57_END - 0x1000, 2),
+	     RANGE(HI57_START - 0x1000, 2), RANGE(NC_BOTH, 3),
+	     RANGE(TOP_PAGE, 1), RANGE(LO48_END, LAST),
+	     RANGE(HI48_START - 0x1000, 0), RANGE(LO57_END, 1), RANGE(0, 0)),
+	CASE_FULL("list_fast_w1_flush_all_entry", LIST, true, T_W1, T_W1,
+		  FLUSH_ALL_ENTRY),
+	/* The Ex forms, with sparse banks */
+	CASE("ex_w1_w2_both_boundaries", LIST_EX, false, T_W1 | T_W2,
+	     RANGE(LO48_END, 3), RANGE(HI48_START - 0x1000, 3)),
+	CASE("ex_all_4096_pages_both_boundaries", LIST_EX, false, T_ALL,
+	     RANGE(LO48_END - 0x7f000, LAST), RANGE(HI48_START - 0x80000, LAST)),
+	CASE("ex_self_w2_wrap_and_noncanonical", LIST_EX, false, T_SELF | T_W2,
+	     RANGE(TOP_PAGE, 2), RANGE(LO48_END + 0x1000, 2),
+	     RANGE(HI48_START - 0x1000, 1)),
+	CASE_FULL("ex_all_flush_all_entry", LIST_EX, false, T_ALL, ALL_VCPUS,
+		  FLUSH_ALL_ENTRY),
+	CASE("ex_fast_w2_four_boundaries", LIST_EX, true, T_W2,
+	     RANGE(LO48_END - 0x1000, 2), RANGE(HI48_START - 0x1000, 2),
+	     RANGE(LO57_END - 0x1000, 2), RANGE(HI57_START - 0x1000, 2)),
+	CASE("ex_fast_all_10_entries_mixed", LIST_EX, true, T_ALL,
+	     RANGE(0x1000, 2), RANGE(LO48_END - 0x1000, 2),
+	     RANGE(HI48_START - 0x1000, 2), RANGE(LO57_END - 0x1000, 2),
+	     RANGE(HI57_START - 0x1000, 2), RANGE(NC_BOTH, 3),
+	     RANGE(TOP_PAGE, 1), RANGE(LO48_END - 0x7f000, LAST),
+	     RANGE(HI57_START - 0x80000, LAST), RANGE(0, 0)),
+	CASE("ex_fast_self_w2_two_banks", LIST_EX, true, T_SELF | T_W2,
+	     RANGE(LO48_END, 1), RANGE(HI48_START - 0x1000, 1),
+	     RANGE(LO57_END, 1), RANGE(HI57_START - 0x1000, 1),
+	     RANGE(TOP_PAGE, 1), RANGE(NC_BOTH, 1)),
+	CASE_FULL("ex_fast_w1_flush_all_entry_first", LIST_EX, true, T_W1, T_W1,
+		  FLUSH_ALL_ENTRY, RANGE(LO48_END, 1)),
+	/* 57-bit boundaries, which only matter on an LA57 host */
+	CASE("list_self_57_lower_half_into_noncanonical", LIST, false, T_SELF,
+	     RANGE(LO57_END - 0x1000, 5)),
+	CASE("list_w1_57_noncanonical_into_upper_half", LIST, false, T_W1,
+	     RANGE(HI57_START - 0x3000, 4)),
+	CASE("ex_all_57_4096_pages_both_boundaries", LIST_EX, false, T_ALL,
+	     RANGE(LO57_END - 0x7f000, LAST), RANGE(HI57_START - 0x80000, LAST)),
+	CASE("list_fast_all_57_mixed", LIST, true, T_ALL,
+	     RANGE(LO57_END, 3), RANGE(HI57_START - 0x2000, 3),
+	     RANGE(LO57_END + 0x1000, 1), RANGE(HI48_START - 0x1000, 1)),
+
+	/* TLFS: the address space hypercalls flush everything, no reps. */
+	{
+		.name = "space_w1", .full = T_W1,
+		.call[SENDER] = { .code = SPACE, .targets = T_W1 },
+	},
+	{
+		.name = "space_fast_all", .full = ALL_VCPUS,
+		.call[SENDER] = { .code = SPACE, .fast = true, .targets = T_ALL },
+	},
+	{
+		.name = "space_ex_self_w2", .full = T_SELF | T_W2,
+		.call[SENDER] = { .code = SPACE_EX, .targets = T_SELF | T_W2 },
+	},
+	{
+		.name = "space_ex_fast_all", .full = ALL_VCPUS,
+		.call[SENDER] = { .code = SPACE_EX, .fast = true, .targets = T_ALL },
+	},
+	/* TLFS: reps are not allowed for the address space hypercalls. */
+	{
+		.name = "space_with_reps_is_rejected", .status = STATUS_BAD,
+		.call[SENDER] = { CALL(SPACE, false, T_W1, RANGE(0x1000, 0)) },
+	},
+
+	/* KVM: lists longer than the FIFO turn into full flushes. */
+	{
+		.name = "list_16_entries_flush_all", .full = T_W1,
+		.call[SENDER] = { CALL(LIST, false, T_W1, RANGE(LO48_END, 1)),
+				  .reps = 16 },
+	},
+	{
+		.name = "list_ex_17_entries_flush_all", .full = T_W2,
+		.call[SENDER] = { CALL(LIST_EX, false, T_W2, RANGE(HI48_START - 0x1000, 1)),
+				  .reps = 17 },
+	},
+	{
+		.name = "list_all_256_entries_flush_all", .full = ALL_VCPUS,
+		.call[SENDER] = { CALL(LIST, false, T_ALL, RANGE(LO48_END - 0x1000, 2)),
+				  .reps = 256 },
+	},
+	{
+		.name = "list_ex_all_4095_entries_flush_all", .full = ALL_VCPUS,
+		.call[SENDER] = { CALL(LIST_EX, false, T_ALL, RANGE(NC_BOTH, LAST)),
+				  .reps = MAX_REPS },
+	},
+	/*
+	 * KVM: a fast list longer than the FIFO is not read, so it does not
+	 * overflow the XMM registers either: a full flush, not an error.
+	 */
+	{
+		.name = "list_fast_16_reps_flush_all", .full = T_W1,
+		.call[SENDER] = { CALL(LIST, true, T_W1, RANGE(LO48_END, 0)),
+				  .reps = 16 },
+	},
+
+	/* TLFS: input that does not fit into the XMM registers is invalid. */
+	{
+		.name = "list_fast_12_entries_overflow_xmm", .status = STATUS_BAD,
+		.call[SENDER] = { CALL(LIST, true, T_W1, RANGE(LO48_END, 0)),
+				  .reps = 12 },
+	},
+	{
+		.name = "list_ex_fast_11_entries_overflow_xmm", .status = STATUS_BAD,
+		.call[SENDER] = { CALL(LIST_EX, true, T_W1, RANGE(LO48_END, 0)),
+				  .reps = 11 },
+	},
+	{
+		.name = "list_ex_fast_2_banks_9_entries_overflow_xmm", .status = STATUS_BAD,
+		.call[SENDER] = { CALL(LIST_EX, true, T_W1 | T_W2, RANGE(LO48_END, 0)),
+				  .reps = 9 },
+	},
+	/* TLFS: the rep start index must be 0 (KVM never returns early). */
+	{
+		.name = "list_rep_start_1_is_rejected", .status = STATUS_BAD,
+		.call[SENDER] = { CALL(LIST, false, T_W1, RANGE(LO48_END, 1), RANGE(0, 0)),
+				  .rep_start = 1 },
+	},
+	{
+		.name = "list_ex_rep_start_1_is_rejected", .status = STATUS_BAD,
+		.call[SENDER] = { CALL(LIST_EX, false, T_W2, RANGE(LO48_END, 1), RANGE(0, 0)),
+				  .rep_start = 1 },
+	},
+	/* TLFS: a list needs at least one rep. */
+	{
+		.name = "list_zero_reps_is_rejected", .status = STATUS_BAD,
+		.call[SENDER] = { .code = LIST, .targets = T_W1 },
+	},
+	/* TLFS: the variable header size must match the VP set. */
+	{
+		.name = "list_ex_var_cnt_too_big_is_rejected", .status = STATUS_BAD,
+		.call[SENDER] = { CALL(LIST_EX, false, T_W2, RANGE(LO48_END, 1)),
+				  .var_cnt_delta = 1 },
+	},
+	{
+		.name = "list_ex_var_cnt_too_small_is_rejected", .status = STATUS_BAD,
+		.call[SENDER] = { CALL(LIST_EX, false, T_W1 | T_W2, RANGE(LO48_END, 1)),
+				  .var_cnt_delta = -1 },
+	},
+	{
+		.name = "space_ex_fast_var_cnt_mismatch_is_rejected", .status = STATUS_BAD,
+		.call[SENDER] = { .code = SPACE_EX, .fast = true, .targets = T_W2,
+				  .var_cnt_delta = 1 },
+	},
+	{
+		.name = "list_with_var_cnt_is_rejected", .status = STATUS_BAD,
+		.call[SENDER] = { CALL(LIST, false, T_W1, RANGE(LO48_END, 1)),
+				  .var_cnt_delta = 1 },
+	},
+	/*
+	 * TLFS: banks may come along with HV_GENERIC_SET_ALL; KVM then reads
+	 * the GVA list after them (the banks hold non-canonical garbage).
+	 */
+	{
+		.name = "list_ex_set_all_with_3_banks", .full = 0,
+		.call[SENDER] = { CALL(LIST_EX, false, T_ALL,
+				       RANGE(LO48_END - 0x1000, 3), RANGE(HI48_START, 0)),
+				  .set_all_banks = 3 },
+	},
+	{
+		.name = "list_ex_fast_set_all_with_2_banks",
+		.call[SENDER] = { CALL(LIST_EX, true, T_ALL,
+				       RANGE(LO48_END - 0x1000, 3), RANGE(TOP_PAGE, 1)),
+				  .set_all_banks = 2 },
+	},
+	/* KVM: processor_mask 0 without HV_FLUSH_ALL_PROCESSORS means all. */
+	{
+		.name = "list_empty_processor_mask_flushes_all_vcpus",
+		.call[SENDER] = { CALL(LIST, false, T_W1, RANGE(LO48_END - 0x2000, 4)),
+				  .mask_zero = true },
+	},
+	{
+		.name = "space_empty_processor_mask_flushes_all_vcpus", .full = ALL_VCPUS,
+		.call[SENDER] = { .code = SPACE, .targets = T_W1, .mask_zero = true },
+	},
+	/* TLFS: an empty sparse VP set flushes nothing and succeeds. */
+	{
+		.name = "list_ex_empty_vp_set",
+		.call[SENDER] = { CALL(LIST_EX, false, 0, RANGE(LO48_END, 3)) },
+	},
+	/*
+	 * TLFS: the banks follow the set bits of valid_bank_mask in order, and
+	 * a bank may be empty: VP 65 is in bank 1, sent first, and bank 2,
+	 * sent second, is empty.
+	 */
+	{
+		.name = "list_ex_w2_bank_1_then_empty_bank_2",
+		.call[SENDER] = { CALL(LIST_EX, false, T_W2, RANGE(LO48_END - 0x1000, 3)),
+				  .empty_bank = true },
+	},
+
+	/*
+	 * Several vCPUs flush the same target at once.  With the target kept
+	 * out of the guest, two 15-entry lists cannot both be queued (KVM): the
+	 * second becomes a flush-all entry, and no canonical page is lost.
+	 */
+	{
+		.name = "two_senders_overflow_parked_target_fifo",
+		.park = T_W2, .full = T_W2,
+		.call[0] = { .code = LIST_EX, .targets = T_W2,
+			     .entries = fifteen_mixed, .nr = ARRAY_SIZE(fifteen_mixed) },
+		.call[1] = { CALL(LIST_EX, false, T_W2, RANGE(HI48_START - 0x2000, 3),
+				  RANGE(LO57_END - 0x2000, 3), RANGE(0x40000000, 3)),
+			     .reps = MAX_QUEUED },
+	},
+	/*
+	 * From L2, with L0 handling the call directly (KVM: the same range
+	 * expansion, on the vCPU's L2 FIFO).  Only vCPUs running an L2 of the
+	 * same VM id are targets: the sender itself here.
+	 */
+	{
+		.name = "l2_list_self_lower_half_into_noncanonical",
+		.call[SENDER] = { CALL(LIST, false, T_SELF, RANGE(LO48_END - 0x1000, 5),
+				       RANGE(HI48_START - 0x2000, 3)), .l2 = true },
+	},
+	{
+		.name = "l2_list_ex_fast_all_both_boundaries",
+		.call[SENDER] = { CALL(LIST_EX, true, T_ALL, RANGE(LO57_END - 0x1000, 3),
+				       RANGE(HI57_START - 0x1000, 1), RANGE(TOP_PAGE, 2)),
+				  .l2 = true },
+	},
+	{
+		.name = "l2_list_4096_pages_off_lower_half",
+		.call[SENDER] = { CALL(LIST, false, T_ALL, RANGE(LO48_END - 0x7f000, LAST)),
+				  .l2 = true },
+	},
+	{
+		.name = "l2_space_ex_self", .full = T_SELF,
+		.call[SENDER] = { .code = SPACE_EX, .targets = T_SELF, .l2 = true },
+	},
+	/*
+	 * KVM: any full flush of a vCPU's TLB for another reason (here
+	 * KVM_SET_SREGS toggling CR4.PGE while the vCPU is held) empties its
+	 * flush FIFO, which is a superset of the flushes asked for.
+	 */
+	{
+		.name = "list_ex_w2_fifo_emptied_by_unrelated_full_flush",
+		.park = T_W2, .purge = T_W2, .full = T_W2,
+		.call[SENDER] = { CALL(LIST_EX, false, T_W2, RANGE(LO48_END - 0x1000, 3),
+				       RANGE(HI48_START - 0x1000, 2)) },
+	},
+	/* ... and at full speed, where either outcome is right. */
+	{
+		.name = "three_senders_race_to_all",
+		.call[0] = { CALL(LIST, false, T_ALL, RANGE(LO48_END - 0x3000, 5)),
+			     .reps = 10 },
+		.call[1] = { CALL(LIST_EX, true, T_ALL, RANGE(HI48_START - 0x2000, 4),
+				  RANGE(TOP_PAGE, 2)) },
+		.call[2] = { CALL(LIST_EX, false, T_SELF | T_W1, RANGE(LO57_END - 0x1000, 4)),
+			     .reps = 7 },
+	},
+};
+
+/* Shared with the guest. */
+struct hcall_job {
+	u64 control;	/* 0: no hypercall */
+	u64 input;	/* RDX: input GPA, or the address space if fast */
+	u64 output;	/* R8: output GPA, or the flags if fast */
+	u64 result;
+	u8 vector;
+	bool park;
+	bool l2;
+};
+
+struct round_sync {
+	u64 round;
+	u64 parked[NR_VCPUS];
+	u64 issued[NR_VCPUS];
+	u64 seen[NR_VCPUS];
+};
+
+static struct hcall_job jobs[NR_VCPUS];
+static struct round_sync rsync;
+static u64 input_gva[NR_VCPUS];
+static u64 hypercall_page_gpa;
+static struct svm_test_data *svm;
+static struct hyperv_test_pages *hv_pages;
+static unsigned long l2_stack[256];
+
+/* vCPU 0's nested guest makes a hypercall each time L1 runs it. */
+static void l2_guest_code(void)
+{
+	struct hcall_job *job = &jobs[SENDER];
+
+	for (;;) {
+		if (job->control & HV_HYPERCALL_FAST_BIT)
+			hyperv_write_xmm_input((void *)input_gva[SENDER] + 16, XMM_REGS);
+		job->vector = __hyperv_hypercall(job->control, job->input,
+						 job->output, &job->result);
+		vmmcall();
+	}
+}
+
+/* Let L0 handle L2's flush hypercalls itself (HV_X64_NESTED_DIRECT_FLUSH). */
+static void l2_setup(void)
+{
+	struct hv_vmcb_enlightenments *hve = &svm->vmcb->control.hv_enlightenments;
+
+	enable_vp_assist(hv_pages->vp_assist_gpa, hv_pages->vp_assist);
+	generic_svm_setup(svm, l2_guest_code, &l2_stack[ARRAY_SIZE(l2_stack)]);
+	hve->partition_assist_page = hv_pages->partition_assist_gpa;
+	hve->hv_enlightenments_control.nested_flush_hypercall = 1;
+	hve->hv_vm_id = 1;
+	hve->hv_vp_id = vp_index[SENDER];
+	current_vp_assist->nested_control.features.directhypercall = 1;
+	/* No synthetic exit to L1 after the flush. */
+	*(u32 *)hv_pages->partition_assist = 0;
+}
+
+static void l2_hypercall(void)
+{
+	run_guest(svm->vmcb, svm->vmcb_gpa);
+	GUEST_ASSERT_EQ(svm->vmcb->control.exit_code, SVM_EXIT_VMMCALL);
+	svm->vmcb->save.rip += 3;
+}
+
+static void wait_round(u64 *arr, u64 r)
+{
+	int i;
+
+	for (i = 0; i < NR_VCPUS; i++) {
+		while (READ_ONCE(arr[i]) != r)
+			cpu_relax();
+	}
+}
+
+/*
+ * Each round, every vCPU makes the hypercall the host prepared for it, if
+ * any, and then waits for the others.  A vCPU that runs guest code after a
+ * hypercall returned has processed the KVM_REQ_HV_TLB_FLUSH it got from it:
+ * the request kicks the vCPU out of the guest and waits for that, and it is
+ * serviced before the vCPU enters the guest again.  So once vCPU 0 has seen
+ * every vCPU pass the barrier, all flushes of the round are done.
+ */
+static void guest_code(void)
+{
+	u32 vp = rdmsr(HV_X64_MSR_VP_INDEX);
+	struct hcall_job *job;
+	int idx, i;
+	u64 r;
+
+	for (idx = 0; idx < NR_VCPUS && vp_index[idx] != vp; idx++)
+		;
+	GUEST_ASSERT(idx < NR_VCPUS);
+	job = &jobs[idx];
+
+	if (idx == SENDER) {
+		wrmsr(HV_X64_MSR_GUEST_OS_ID, HYPERV_LINUX_OS_ID);
+		wrmsr(HV_X64_MSR_HYPERCALL, hypercall_page_gpa);
+		if (svm)
+			l2_setup();
+		GUEST_SYNC(0);
+	}
+
+	for (r = 1;; r++) {
+		while (READ_ONCE(rsync.round) < r)
+			cpu_relax();
+
+		if (READ_ONCE(job->park)) {
+			/* The host holds this vCPU until all calls are made. */
+			GUEST_SYNC(r);
+		} else if (READ_ONCE(job->control)) {
+			for (i = 0; i < NR_VCPUS; i++) {
+				if (READ_ONCE(jobs[i].park)) {
+					while (READ_ONCE(rsync.parked[i]) != r)
+						cpu_relax();
+				}
+			}
+			if (READ_ONCE(job->l2)) {
+				l2_hypercall();
+			} else {
+				if (job->control & HV_HYPERCALL_FAST_BIT)
+					hyperv_write_xmm_input((void *)input_gva[idx] + 16,
+							       XMM_REGS);
+				job->vector = __hyperv_hypercall(job->control, job->input,
+								 job->output, &job->result);
+			}
+		}
+
+		WRITE_ONCE(rsync.issued[idx], r);
+		wait_round(rsync.issued, r);
+		WRITE_ONCE(rsync.seen[idx], r);
+		if (idx == SENDER) {
+			wait_round(rsync.seen, r);
+			GUEST_SYNC(r);
+		}
+	}
+}
+
+/* The host side */
+static struct kvm_vm *vm;
+static struct kvm_vcpu *vcpus[NR_VCPUS];
+static pid_t vcpu_tid[NR_VCPUS];
+static struct hcall_job *host_jobs;
+static struct round_sync *host_sync;
+static u64 *input_hva[NR_VCPUS];
+static u64 round_nr;
+static u8 round_purge;
+static int va_bits;
+
+static u8 vp_set_banks(u8 targets, u64 *valid_bank_mask, u64 *banks)
+{
+	u8 nr_banks = 0;
+	u64 mask = 0;
+	int i, bank;
+
+	for (i = 0; i < NR_VCPUS; i++) {
+		if (targets & BIT(i))
+			mask |= BIT_ULL(vp_index[i] / 64);
+	}
+	for (bank = 0; bank < 64; bank++) {
+		if (!(mask & BIT_ULL(bank)))
+			continue;
+		banks[nr_banks] = 0;
+		for (i = 0; i < NR_VCPUS; i++) {
+			if ((targets & BIT(i)) && vp_index[i] / 64 == bank)
+				banks[nr_banks] |= BIT_ULL(vp_index[i] % 64);
+		}
+		nr_banks++;
+	}
+	*valid_bank_mask = mask;
+	return nr_banks;
+}
+
+static bool is_list(u16 code)
+{
+	return code == LIST || code == LIST_EX;
+}
+
+static bool is_ex(u16 code)
+{
+	return code == LIST_EX || code == SPACE_EX;
+}
+
+/* The input as the guest passes it: d[0], d[1] in RDX/R8 if fast. */
+struct raw_call {
+	u64 control;
+	u64 d[4 + 64 + MAX_REPS];
+};
+
+static void encode_call(const struct flush_call *c, struct raw_call *raw)
+{
+	u64 flags = HV_FLUSH_ALL_VIRTUAL_ADDRESS_SPACES;
+	u16 reps = c->reps ? c->reps : c->nr;
+	int i, var_cnt = 0, pos;
+	u64 *d = raw->d;
+
+	memset(d, 0, 4 * sizeof(u64));
+	if (!is_ex(c->code)) {
+		if ((c->targets & T_ALL) && !c->mask_zero)
+			flags |= HV_FLUSH_ALL_PROCESSORS;
+		for (i = 0; i < NR_VCPUS && !(c->targets & T_ALL) && !c->mask_zero; i++) {
+			if (c->targets & BIT(i))
+				d[2] |= BIT_ULL(vp_index[i]);
+		}
+		pos = 3;
+	} else if (c->targets & T_ALL) {
+		d[2] = VPSET_ALL;
+		var_cnt = c->set_all_banks;
+		d[3] = GENMASK_ULL(var_cnt, 0) >> 1;
+		for (i = 0; i < var_cnt; i++)
+			d[4 + i] = NC_BOTH | (0x5a5a5000ULL + i * 0x1000);
+		pos = 4 + var_cnt;
+	} else {
+		d[2] = VPSET_SPARSE_4K;
+		var_cnt = vp_set_banks(c->targets, &d[3], &d[4]);
+		if (c->empty_bank) {
+			d[3] |= d[3] ? BIT_ULL(64 - __builtin_clzll(d[3])) : BIT_ULL(0);
+			d[4 + var_cnt++] = 0;
+		}
+		pos = 4 + var_cnt;
+	}
+	d[1] = flags;
+	var_cnt += c->var_cnt_delta;
+
+	for (i = 0; i < reps && c->nr; i++)
+		d[pos + i] = c->entries[min(i, c->nr - 1)];
+
+	raw->control = c->code | (c->fast ? HV_HYPERCALL_FAST_BIT : 0) |
+		       ((u64)var_cnt << HV_HYPERCALL_VARHEAD_OFFSET) |
+		       ((u64)reps << HV_HYPERCALL_REP_COMP_OFFSET) |
+		       ((u64)c->rep_start << HCALL_REP_START_OFFSET);
+}
+
+/* What KVM does with a call: the reference model. */
+struct call_model {
+	u16 status;
+	u16 reps;		/* reps completed */
+	u8 targets;		/* vCPUs that get a flush request */
+	bool full;		/* the request is a flush-all entry */
+	u16 nr;			/* else these entries are queued */
+	const u64 *entries;
+};
+
+static void model_call(const struct raw_call *raw, struct call_model *m)
+{
+	u64 control = raw->control;
+	u16 code = control & 0xffff;
+	bool fast = control & HV_HYPERCALL_FAST_BIT;
+	u16 var_cnt = (control >> HV_HYPERCALL_VARHEAD_OFFSET) & 0x3ff;
+	u16 rep_cnt = (control >> HV_HYPERCALL_REP_COMP_OFFSET) & 0xfff;
+	u16 rep_idx = (control >> HCALL_REP_START_OFFSET) & 0xfff;
+	const u64 *d = raw->d;
+	bool all = false;
+	int i, pos, bank;
+
+	memset(m, 0, sizeof(*m));
+	m->status = STATUS_BAD;
+
+	/* TLFS: no variable header for the non-Ex calls, reps only for lists. */
+	if (!is_ex(code) && var_cnt)
+		return;
+	if (is_list(code) && (!rep_cnt || rep_idx))
+		return;
+	if (!is_list(code) && (rep_cnt || rep_idx))
+		return;
+
+	if (!is_ex(code)) {
+		/* KVM: an empty processor mask is taken as all processors. */
+		all = (d[1] & HV_FLUSH_ALL_PROCESSORS) || !d[2];
+		for (i = 0; i < NR_VCPUS && !all; i++) {
+			if (vp_index[i] < 64 && (d[2] & BIT_ULL(vp_index[i])))
+				m->targets |= BIT(i);
+		}
+		pos = 3;
+	} else {
+		if (var_cnt != __builtin_popcountll(d[3]))
+			return;
+		/* KVM: any format but the sparse one means all VPs. */
+		all = d[2] != VPSET_SPARSE_4K;
+		if (!all) {
+			if (!var_cnt)
+				goto success;
+			if (fast && var_cnt > XMM_HALVES - 2)
+				return;
+			for (i = 0; i < NR_VCPUS; i++) {
+				bank = vp_index[i] / 64;
+				if (!(d[3] & BIT_ULL(bank)))
+					continue;
+				if (d[4 + __builtin_popcountll(d[3] & (BIT_ULL(bank) - 1))] &
+				    BIT_ULL(vp_index[i] % 64))
+					m->targets |= BIT(i);
+			}
+		}
+		pos = 4 + var_cnt;
+	}
+	if (all)
+		m->targets = GENMASK(NR_VCPUS - 1, 0);
+
+	if (!is_list(code) || rep_cnt > MAX_QUEUED) {
+		m->full = true;
+	} else {
+		if (fast && pos - 2 + rep_cnt > XMM_HALVES)
+			return;
+		m->nr = rep_cnt;
+		m->entries = &d[pos];
+	}
+success:
+	m->status = HV_STATUS_SUCCESS;
+	m->reps = rep_cnt;
+}
+
+/* What the oracle saw on one vCPU. */
+struct obs_gva {
+	u64 gva;
+	long seq;
+	u8 level;	/* 0: the vCPU was running L1, 1: L2 */
+};
+
+/* Trace sequence numbers, in the order they were seen. */
+struct seq_list {
+	long *seq;
+	int nr, size;
+};
+
+/*
+ * Per level (L1, L2): a vCPU in L2 does not use L1's translations, and
+ * KVM keeps a flush FIFO for each, checked again on every transition.
+ */
+struct vcpu_obs {
+	struct obs_gva *gva;
+	int nr, size;
+	u8 level;			/* the level it runs now */
+	struct seq_list entries[2];	/* its VM entries */
+	/*
+	 * Its full TLB flushes, each at the vCPU's next VM entry (after the
+	 * last event if it did not enter again): the guest cannot refill its
+	 * TLB before that, and KVM empties the flush FIFO after the vendor
+	 * callback, so entries queued by another vCPU between the callback
+	 * and that entry are covered by it.
+	 */
+	struct seq_list fulls[2];
+	bool full_pending[2];	/* a full flush not followed by a VM entry yet */
+	long last_fallback;	/* last full flush by the Hyper-V flush path */
+	long hypercall;		/* its (last) hypercall */
+	u8 hypercall_level;
+};
+
+#define KP_GVA		"flush_gva"
+#define KP_GUEST	"flush_guest"
+#define KP_CURRENT	"flush_current"
+#define KP_ALL		"flush_all"
+#define KP_HV_RET	"hv_flush_ret"
+
+static void seq_add(struct seq_list *l, long seq)
+{
+	if (l->nr == l->size) {
+		l->size = l->size ? 2 * l->size : 64;
+		l->seq = realloc(l->seq, l->size * sizeof(*l->seq));
+		TEST_ASSERT(l->seq, "Out of memory");
+	}
+	l->seq[l->nr++] = seq;
+}
+
+/* The first sequence number in @l after @after, LONG_MAX if none. */
+static long seq_next(const struct seq_list *l, long after)
+{
+	int i;
+
+	for (i = 0; i < l->nr; i++) {
+		if (l->seq[i] > after)
+			return l->seq[i];
+	}
+	return LONG_MAX;
+}
+
+static void obs_free(struct vcpu_obs *o)
+{
+	int l;
+
+	free(o->gva);
+	for (l = 0; l < 2; l++) {
+		free(o->entries[l].seq);
+		free(o->fulls[l].seq);
+	}
+}
+
+static void obs_add(struct vcpu_obs *o, u64 gva, long seq)
+{
+	if (o->nr == o->size) {
+		o->size = o->size ? 2 * o->size : 4096;
+		o->gva = realloc(o->gva, o->size * sizeof(*o->gva));
+		TEST_ASSERT(o->gva, "Out of memory");
+	}
+	o->gva[o->nr].gva = gva;
+	o->gva[o->nr].level = o->level;
+	o->gva[o->nr++].seq = seq;
+}
+
+static int cmp_obs(const void *a, const void *b)
+{
+	const struct obs_gva *x = a, *y = b;
+
+	if (x->gva != y->gva)
+		return x->gva < y->gva ? -1 : 1;
+	return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+static void oracle_read(struct vcpu_obs *obs)
+{
+	char *line = NULL, event[64];
+	const char *args, *p;
+	size_t len = 0;
+	long seq = 0;
+	pid_t pid;
+	FILE *f;
+	int i, l;
+
+	/* Every round starts, and ends, with each vCPU in L1. */
+	for (i = 0; i < NR_VCPUS; i++) {
+		memset(&obs[i], 0, sizeof(obs[i]));
+		obs[i].last_fallback = -1;
+		obs[i].hypercall = -1;
+	}
+
+	f = kprobe_trace_open();
+	while (getline(&line, &len, f) > 0) {
+		args = kprobe_trace_parse(line, &pid, event, sizeof(event));
+		if (!args)
+			continue;
+		for (i = 0; i < NR_VCPUS && vcpu_tid[i] != pid; i++)
+			;
+		if (i == NR_VCPUS)
+			continue;
+		seq++;
+		if (!strcmp(event, KP_GVA)) {
+			p = strstr(args, " gva=");
+			TEST_ASSERT(p, "Malformed trace line: %s", line);
+			obs_add(&obs[i], strtoull(p + 5, NULL, 0), seq);
+		} else if (!strcmp(event, KP_GUEST) || !strcmp(event, KP_CURRENT) ||
+			   !strcmp(event, KP_ALL)) {
+			obs[i].full_pending[obs[i].level] = true;
+		} else if (!strcmp(event, "kvm_entry")) {
+			l = obs[i].level;
+			seq_add(&obs[i].entries[l], seq);
+			if (obs[i].full_pending[l])
+				seq_add(&obs[i].fulls[l], seq);
+			obs[i].full_pending[l] = false;
+		} else if (!strcmp(event, "kvm_nested_vmenter")) {
+			obs[i].level = 1;
+		} else if (!strcmp(event, "kvm_nested_vmexit_inject")) {
+			obs[i].level = 0;
+		} else if (!strcmp(event, KP_HV_RET)) {
+			p = strstr(args, " ret=");
+			TEST_ASSERT(p, "Malformed trace line: %s", line);
+			if (strtol(p + 5, NULL, 0))
+				obs[i].last_fallback = seq;
+		} else if (!strcmp(event, "kvm_hv_hypercall")) {
+			obs[i].hypercall = seq;
+			obs[i].hypercall_level = obs[i].level;
+		}
+	}
+	free(line);
+	fclose(f);
+	/* Not entered since: in effect at an entry after everything read. */
+	for (i = 0; i < NR_VCPUS; i++) {
+		for (l = 0; l < 2; l++) {
+			if (obs[i].full_pending[l])
+				seq_add(&obs[i].fulls[l], seq + 1);
+		}
+	}
+
+	for (i = 0; i < NR_VCPUS; i++)
+		qsort(obs[i].gva, obs[i].nr, sizeof(*obs[i].gva), cmp_obs);
+}
+
+static bool is_canonical(u64 gva)
+{
+	return (u64)((s64)(gva << (64 - va_bits)) >> (64 - va_bits)) == gva;
+}
+
+/* The last flush of @gva, or -1. */
+static long obs_find(const struct vcpu_obs *o, u64 gva)
+{
+	int lo = 0, hi = o->nr;
+
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+
+		if (o->gva[mid].gva <= gva)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo && o->gva[lo - 1].gva == gva ? o->gva[lo - 1].seq : -1;
+}
+
+enum verdict { EXACT, SUPERSET, WRONG };
+/* Whether @gva was flushed at @level after @after and before @before. */
+static bool obs_flushed(const struct vcpu_obs *o, u64 gva, u8 level, long after,
+			long before)
+{
+	int lo = 0, hi = o->nr;
+
+	/* The first flush of @gva after @after: the list is sorted by both. */
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+
+		if (o->gva[mid].gva < gva ||
+		    (o->gva[mid].gva == gva && o->gva[mid].seq <= after))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < o->nr && o->gva[lo].gva == gva && o->gva[lo].seq < before; lo++) {
+		if (o->gva[lo].level == level)
+			return true;
+	}
+	return false;
+}
+
+static const char * const verdict_name[] = { "exact", "superset", "wrong" };
+
+struct page_set {
+	u64 *page;
+	int nr, size;
+};
+
+static void set_add(struct page_set *s, u64 page)
+{
+	if (s->nr == s->size) {
+		s->size = s->size ? 2 * s->size : 4096;
+		s->page = realloc(s->page, s->size * sizeof(*s->page));
+		TEST_ASSERT(s->page, "Out of memory");
+	}
+	s->page[s->nr++] = page;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	u64 x = *(const u64 *)a, y = *(const u64 *)b;
+
+	return (x > y) - (x < y);
+}
+
+static void set_sort(struct page_set *s)
+{
+	int i, n = 0;
+
+	qsort(s->page, s->nr, sizeof(u64), cmp_u64);
+	for (i = 0; i < s->nr; i++) {
+		if (!n || s->page[n - 1] != s->page[i])
+			s->page[n++] = s->page[i];
+	}
+	s->nr = n;
+}
+
+static bool set_has(const struct page_set *s, u64 page)
+{
+	return bsearch(&page, s->page, s->nr, sizeof(u64), cmp_u64);
+}
+
+struct round {
+	struct raw_call raw[NR_VCPUS];
+	bool active[NR_VCPUS];
+	u8 park;
+	u8 purge;
+	u8 l2;			/* calls made from L2 */
+};
+
+/*
+ * KVM: an L2 call targets only vCPUs running an L2 with the same VM id;
+ * only vCPU 0 runs one.
+ */
+static void model_round_call(const struct round *rd, int s, struct call_model *m)
+{
+	model_call(&rd->raw[s], m);
+	if (rd->l2 & BIT(s))
+		m->targets &= BIT(s);
+}
+
+/* Big (the longest lists), so on the heap rather than in the guest's image. */
+static struct round *scratch;
+
+struct round_result {
+	enum verdict verdict;
+	char why[256];
+	int nr_pages[NR_VCPUS], nr_flushed[NR_VCPUS];
+	bool fallback[NR_VCPUS];
+};
+
+static void set_why(struct round_result *res, const char *fmt, ...)
+{
+	va_list ap;
+
+	res->verdict = WRONG;
+	if (res->why[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(res->why, sizeof(res->why), fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Judge one vCPU of a round: @m are the models of the round's calls, @obs
+ * what the oracle saw on each vCPU.
+ */
+static enum verdict judge_vcpu(const struct round *rd, const struct call_model *m,
+			       const struct vcpu_obs *obs, int v, struct round_result *res)
+{
+	const struct vcpu_obs *o = &obs[v];
+	int s, j, k, nr_calls = 0, extra = 0, missing = 0;
+	bool full = false, covered_full, queued, exact;
+	struct page_set want = {};
+	u64 base, page, nr_pages;
+	long after, ret, deadline, full_at;
+	u8 l;
+
+	/* TLFS: invalid GVAs are ignored, they never reach the vendor flush. */
+	for (j = 0; j < o->nr; j++) {
+		if (!is_canonical(o->gva[j].gva)) {
+			set_why(res, "vCPU%d flushed non-canonical 0x%016lx", v, o->gva[j].gva);
+			return WRONG;
+		}
+	}
+
+	for (s = 0; s < NR_VCPUS; s++) {
+		if (!rd->active[s] || m[s].status || !(m[s].targets & BIT(v)))
+			continue;
+		nr_calls++;
+		after = obs[s].hypercall;
+		if (after < 0) {
+			set_why(res, "no trace of vCPU%d's hypercall", s);
+			return WRONG;
+		}
+		/*
+		 * The flush must be done before the vCPU runs guest code of the
+		 * caller's level (L1 or L2) again: the sender, before it returns
+		 * from the call; another target, before its first VM entry at
+		 * that level after that.  (KVM: the sender waits until every
+		 * target has left guest mode, and a target handles the request,
+		 * or again on its next L1/L2 transition, before it enters; an
+		 * entry in between may have begun before the request.)  A flush
+		 * after that deadline leaves the guest running on stale
+		 * translations.
+		 */
+		l = obs[s].hypercall_level;
+		ret = seq_next(&obs[s].entries[l], after);
+		deadline = (v == s || ret == LONG_MAX) ? ret : seq_next(&o->entries[l], ret);
+		/*
+		 * A full flush in effect after the call, by then, covers it
+		 * (seq_next() gives LONG_MAX for none, and a vCPU that did not
+		 * enter again has LONG_MAX for its deadline).
+		 */
+		full_at = seq_next(&o->fulls[l], after);
+		covered_full = full_at != LONG_MAX && full_at <= deadline;
+		if (m[s].full) {
+			full = true;
+			if (!covered_full) {
+				set_why(res, "vCPU%d: no full flush after vCPU%d's call %s",
+					v, s, "before it ran again");
+				return WRONG;
+			}
+			continue;
+		}
+		/* KVM: entries after its flush-all marker are not looked at. */
+		queued = true;
+		for (k = 0; k < m[s].nr; k++) {
+			if (m[s].entries[k] == FLUSH_ALL_ENTRY) {
+				full = true;
+				queued = false;
+			}
+			base = m[s].entries[k] & GVA_PAGE_MASK;
+			nr_pages = (m[s].entries[k] & GVA_EXTRA_PAGES_MASK) + 1;
+			for (j = 0; j < nr_pages; j++) {
+				page = base + j * PAGE_SIZE;
+				if (!is_canonical(page))
+					continue;
+				if (queued)
+					set_add(&want, page);
+				if (covered_full || obs_flushed(o, page, l, after, deadline))
+					continue;
+				set_why(res, "vCPU%d: 0x%016lx (vCPU%d's call) %s %s",
+					v, page, s, "neither flushed nor covered",
+					"before it ran again");
+				free(want.page);
+				return WRONG;
+			}
+		}
+	}
+	set_sort(&want);
+
+	for (j = 0; j < o->nr; j++) {
+		if ((!j || o->gva[j - 1].gva != o->gva[j].gva) &&
+		    !set_has(&want, o->gva[j].gva))
+			extra++;
+	}
+	for (j = 0; j < want.nr; j++)
+		missing += obs_find(o, want.page[j]) < 0;
+
+	res->nr_pages[v] = want.nr;
+	for (j = 0; j < o->nr; j++)
+		res->nr_flushed[v] += !j || o->gva[j - 1].gva != o->gva[j].gva;
+	res->fallback[v] = o->last_fallback >= 0;
+	free(want.page);
+
+	/*
+	 * KVM falls back to a full flush for a flush-all entry, or when the
+	 * FIFO overflows, which takes more than one request.  Pages that were
+	 * only covered by some other full flush (which empties the FIFO) or
+	 * that were not asked for make a superset.
+	 */
+	if (o->last_fallback >= 0)
+		exact = !extra && (nr_calls > 1 || (full && !missing));
+	else
+		exact = !extra && !missing && !full;
+	return exact ? EXACT : SUPERSET;
+}
+
+static void run_round(const struct round *rd, struct round_result *res)
+{
+	struct call_model m[NR_VCPUS];
+	struct vcpu_obs obs[NR_VCPUS];
+	unsigned long lost;
+	struct ucall uc;
+	enum verdict v;
+	u64 result;
+	int i;
+
+	memset(res, 0, sizeof(*res));
+	round_nr++;
+	for (i = 0; i < NR_VCPUS; i++) {
+		struct hcall_job *job = &host_jobs[i];
+
+		job->park = rd->park & BIT(i);
+		job->l2 = rd->l2 & BIT(i);
+		job->control = 0;
+		job->result = -1;
+		job->vector = 0;
+		if (!rd->active[i])
+			continue;
+		model_round_call(rd, i, &m[i]);
+		memcpy(input_hva[i], rd->raw[i].d, sizeof(rd->raw[i].d));
+		if (rd->raw[i].control & HV_HYPERCALL_FAST_BIT) {
+			job->input = rd->raw[i].d[0];
+			job->output = rd->raw[i].d[1];
+		} else {
+			job->input = addr_gva2gpa(vm, input_gva[i]);
+			job->output = 0;
+		}
+		job->control = rd->raw[i].control;
+	}
+
+	round_purge = rd->purge;
+	kprobe_trace_clear();
+	__atomic_store_n(&host_sync->round, round_nr, __ATOMIC_SEQ_CST);
+
+	vcpu_run(vcpus[SENDER]);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpus[SENDER], KVM_EXIT_IO);
+	switch (get_ucall(vcpus[SENDER], &uc)) {
+	case UCALL_SYNC:
+		TEST_ASSERT(uc.args[1] == round_nr, "Round %lu done, expected %lu",
+			    uc.args[1], round_nr);
+		break;
+	case UCALL_ABORT:
+		REPORT_GUEST_ASSERT(uc);
+		break;
+	default:
+		TEST_FAIL("Unknown ucall %lu", uc.cmd);
+	}
+
+	res->verdict = EXACT;
+	for (i = 0; i < NR_VCPUS; i++) {
+		if (!rd->active[i])
+			continue;
+		result = host_jobs[i].result;
+		if (host_jobs[i].vector || (result & 0xffff) != m[i].status ||
+		    ((result >> HV_HYPERCALL_REP_COMP_OFFSET) & 0xfff) != m[i].reps)
+			set_why(res, "vCPU%d: vector %u, result 0x%lx; expected status %u, %u reps",
+				i, host_jobs[i].vector, result, m[i].status, m[i].reps);
+	}
+
+	oracle_read(obs);
+	lost = kprobe_trace_lost();
+	if (lost)
+		set_why(res, "the oracle lost %lu events", lost);
+
+	for (i = 0; i < NR_VCPUS; i++) {
+		v = judge_vcpu(rd, m, obs, i, res);
+		if (v > res->verdict)
+			res->verdict = v;
+		obs_free(&obs[i]);
+	}
+}
+
+static void case_to_round(const struct flush_case *c, struct round *rd)
+{
+	int i;
+
+	memset(rd, 0, sizeof(*rd));
+	rd->park = c->park;
+	rd->purge = c->purge;
+	for (i = 0; i < NR_VCPUS; i++) {
+		if (!c->call[i].code)
+			continue;
+		rd->active[i] = true;
+		if (c->call[i].l2)
+			rd->l2 |= BIT(i);
+		encode_call(&c->call[i], &rd->raw[i]);
+	}
+}
+
+/*
+ * The table says what each case expects; make sure it agrees with the
+ * model, so that neither can drift silently.
+ */
+static void check_table(void)
+{
+	struct call_model m;
+	const struct flush_case *c;
+	u8 full;
+	int i, s;
+
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		c = &cases[i];
+		case_to_round(c, scratch);
+		full = 0;
+		for (s = 0; s < NR_VCPUS; s++) {
+			if (!scratch->active[s])
+				continue;
+			model_round_call(scratch, s, &m);
+			TEST_ASSERT(m.status == c->status,
+				    "%s: the model expects status %u, the table %u",
+				    c->name, m.status, c->status);
+			if (m.full)
+				full |= m.targets;
+			for (int k = 0; k < m.nr; k++) {
+				if (m.entries[k] == FLUSH_ALL_ENTRY)
+					full |= m.targets;
+			}
+		}
+		if (c->park)
+			full |= c->park;
+		TEST_ASSERT(full == c->full,
+			    "%s: the model expects full flushes on 0x%x, the table on 0x%x",
+			    c->name, full, c->full);
+	}
+}
+
+/* Make KVM flush all of the vCPU's TLB: CR4.PGE toggled and restored. */
+static void purge_tlb(struct kvm_vcpu *vcpu)
+{
+	struct kvm_sregs sregs;
+
+	vcpu_sregs_get(vcpu, &sregs);
+	sregs.cr4 ^= X86_CR4_PGE;
+	vcpu_sregs_set(vcpu, &sregs);
+	sregs.cr4 ^= X86_CR4_PGE;
+	vcpu_sregs_set(vcpu, &sregs);
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct kvm_vcpu *vcpu = arg;
+	struct ucall uc;
+	int i, old;
+
+	WRITE_ONCE(vcpu_tid[vcpu->id], gettid());
+	pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &old);
+
+	for (;;) {
+		vcpu_run(vcpu);
+		TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+		switch (get_ucall(vcpu, &uc)) {
+		case UCALL_SYNC:
+			/* Parked: hold the vCPU until every call was made. */
+			__atomic_store_n(&host_sync->parked[vcpu->id], uc.args[1],
+					 __ATOMIC_SEQ_CST);
+			for (i = 0; i < NR_VCPUS; i++) {
+				if (!host_jobs[i].control || host_jobs[i].park)
+					continue;
+				while (__atomic_load_n(&host_sync->issued[i], __ATOMIC_SEQ_CST) !=
+				       uc.args[1])
+					usleep(100);
+			}
+			if (round_purge & BIT(vcpu->id))
+				purge_tlb(vcpu);
+			break;
+		case UCALL_ABORT:
+			REPORT_GUEST_ASSERT(uc);
+			break;
+		default:
+			TEST_FAIL("vCPU %u: unexpected ucall %lu", vcpu->id, uc.cmd);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * The prefix of a kprobe on a function of KVM's module @mod: "mod:" when
+ * @mod is a loaded module, none when it is built into the kernel, where a
+ * "mod:" prefix would leave the probe waiting for a module that never
+ * loads.  Only a loaded module has an initstate in sysfs.
+ */
+static void probe_prefix(char *buf, size_t size, const char *mod)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/sys/module/%s/initstate", mod);
+	if (access(path, F_OK))
+		buf[0] = '\0';
+	else
+		snprintf(buf, size, "%s:", mod);
+}
+
+/* Sets up the oracle; returns NULL or why it cannot be set up. */
+static const char *oracle_setup(void)
+{
+	const char *gva_fn = getenv("HV_FLUSH_PROBE_FUNC");
+	const char *mod = host_cpu_is_amd ? "kvm_amd" : "kvm_intel";
+	const char *pfx = host_cpu_is_amd ? "svm" : "vmx";
+	const char *tdp = host_cpu_is_amd ? "npt" : "ept";
+	char path[128], def[256], val[8] = "", vm[32], km[32];
+	const char *why;
+	FILE *f;
+
+	/* KVM: without TDP, the Hyper-V flush path always flushes everything. */
+	snprintf(path, sizeof(path), "/sys/module/%s/parameters/%s", mod, tdp);
+	f = fopen(path, "r");
+	if (!f || !fgets(val, sizeof(val), f) || (val[0] != 'Y' && val[0] != '1')) {
+		static char msg[160];
+
+		if (f)
+			fclose(f);
+		snprintf(msg, sizeof(msg), "TDP is off (%s is '%.1s')", path, val);
+		return msg;
+	}
+	fclose(f);
+
+	why = kprobe_trace_init("hv_tlb_flush_ranges", 16384);
+	if (why)
+		return why;
+
+	probe_prefix(vm, sizeof(vm), mod);
+	probe_prefix(km, sizeof(km), "kvm");
+	snprintf(def, sizeof(def), "p %s%s_flush_tlb_gva gva=%%si:x64", vm, pfx);
+	if (gva_fn)
+		snprintf(def, sizeof(def), "p %s%s gva=%%si:x64", vm, gva_fn);
+	why = kprobe_trace_add_probe(KP_GVA, def);
+	if (why)
+		return why;
+
+	/* The vendor callbacks that flush all of the vCPU's TLB entries. */
+	snprintf(def, sizeof(def), "p %s%s", vm,
+		 host_cpu_is_amd ? "svm_flush_tlb_asid" : "vmx_flush_tlb_guest");
+	why = kprobe_trace_add_probe(KP_GUEST, def);
+	if (!why) {
+		snprintf(def, sizeof(def), "p %s%s_flush_tlb_current", vm, pfx);
+		why = kprobe_trace_add_probe(KP_CURRENT, def);
+	}
+	if (!why) {
+		snprintf(def, sizeof(def), "p %s%s_flush_tlb_all", vm, pfx);
+		why = kprobe_trace_add_probe(KP_ALL, def);
+	}
+	/* KVM: non-zero when the Hyper-V flush path falls back to a full flush. */
+	if (!why) {
+		snprintf(def, sizeof(def), "r %skvm_hv_vcpu_flush_tlb ret=$retval:s32", km);
+		why = kprobe_trace_add_probe(KP_HV_RET, def);
+	}
+	if (!why)
+		why = kprobe_trace_enable_event("kvm", "kvm_hv_hypercall");
+	if (!why)
+		why = kprobe_trace_enable_event("kvm", "kvm_entry");
+	/* Which level (L1 or L2) each VM entry and flush is for. */
+	if (!why)
+		why = kprobe_trace_enable_event("kvm", "kvm_nested_vmenter");
+	if (!why)
+		why = kprobe_trace_enable_event("kvm", "kvm_nested_vmexit_inject");
+	return why;
+}
+
+static int verdicts[3];
+static bool has_l2;
+
+static void report(const char *name, const struct round_result *res)
+{
+	char buf[256];
+	size_t pos = 0;
+	int i;
+
+	for (i = 0; i < NR_VCPUS; i++)
+		pos += snprintf(buf + pos, sizeof(buf) - pos, "%svCPU%d %d/%d%s",
+				i ? ", " : "", i, res->nr_flushed[i], res->nr_pages[i],
+				res->fallback[i] ? "+full" : "");
+	ksft_print_msg("%s: %s (flushed/expected pages: %s)%s%s\n", name,
+		       verdict_name[res->verdict], buf, res->why[0] ? "; " : "", res->why);
+	verdicts[res->verdict]++;
+	ksft_test_result(res->verdict != WRONG, "%s\n", name);
+}
+
+/*
+ * The fuzzer: seeded rounds of random flush hypercalls from random vCPUs,
+ * judged like the cases.  On the first wrong round it prints the seed and
+ * the smallest call it can find that is still judged wrong.
+ */
+static u64 fuzz_state;
+
+static u64 fuzz_next(void)
+{
+	/* xorshift64* */
+	fuzz_state ^= fuzz_state >> 12;
+	fuzz_state ^= fuzz_state << 25;
+	fuzz_state ^= fuzz_state >> 27;
+	return fuzz_state * 0x2545f4914f6cdd1dULL;
+}
+
+static u64 fuzz_below(u64 n)
+{
+	return n ? fuzz_next() % n : 0;
+}
+
+/* A GVA range entry near a canonical boundary, the wrap, or anywhere. */
+static u64 fuzz_entry(void)
+{
+	static const u64 edges[] = {
+		0, LO48_END + PAGE_SIZE, HI48_START, LO57_END + PAGE_SIZE,
+		HI57_START, NC_BOTH,
+	};
+	static const u64 extras[] = { 0, 1, 2, 3, 4, 7, 15, 16, 31, LAST };
+	u64 base, extra;
+
+	switch (fuzz_below(10)) {
+	case 0:
+		return FLUSH_ALL_ENTRY;
+	case 1:
+		base = fuzz_next();
+		break;
+	case 2:
+		base = fuzz_below(1ULL << 47);
+		break;
+	default:
+		/* Up to a whole range below an edge, a few pages above it. */
+		base = edges[fuzz_below(ARRAY_SIZE(edges))];
+		if (fuzz_below(2))
+			base -= PAGE_SIZE * (1 + fuzz_below(fuzz_below(4) ? 4 : LAST + 1));
+		else
+			base += PAGE_SIZE * fuzz_below(4);
+		break;
+	}
+	/* Mostly short ranges: crossing an edge takes only a few pages. */
+	if (fuzz_below(8))
+		extra = extras[fuzz_below(ARRAY_SIZE(extras))];
+	else
+		extra = fuzz_below(LAST + 1);
+	return RANGE(base, extra);
+}
+
+static u64 fuzz_entries[NR_VCPUS][64];
+
+static void fuzz_call(int sender, struct flush_call *c)
+{
+	static const u16 codes[] = { LIST, LIST, LIST_EX, LIST_EX, SPACE, SPACE_EX };
+	u16 reps;
+	int i;
+
+	memset(c, 0, sizeof(*c));
+	c->code = codes[fuzz_below(ARRAY_SIZE(codes))];
+	c->fast = fuzz_below(2);
+	if (fuzz_below(5))
+		c->targets = fuzz_below(BIT(NR_VCPUS));
+	else
+		c->targets = T_ALL;
+	/* A processor mask cannot name VP 65; such calls target fewer vCPUs. */
+	c->mask_zero = !fuzz_below(30);
+	if (is_ex(c->code) && (c->targets & T_ALL) && !fuzz_below(4))
+		c->set_all_banks = 1 + fuzz_below(3);
+	if (!fuzz_below(50))
+		c->rep_start = 1 + fuzz_below(MAX_REPS);
+	if (!fuzz_below(50))
+		c->var_cnt_delta = fuzz_below(2) ? 1 : -1;
+
+	if (!is_list(c->code)) {
+		if (!fuzz_below(30))
+			c->reps = 1 + fuzz_below(3);
+		return;
+	}
+
+	switch (fuzz_below(20)) {
+	case 0:
+		reps = 16 + fuzz_below(MAX_REPS - 15);
+		break;
+	case 1:
+	case 2:
+		reps = 16 + fuzz_below(48);
+		break;
+	case 3:
+		reps = 0;
+		break;
+	default:
+		reps = 1 + fuzz_below(c->fast ? 10 : MAX_QUEUED);
+		break;
+	}
+	for (i = 0; i < reps && i < 64; i++)
+		fuzz_entries[sender][i] = fuzz_entry();
+	/* Long lists are never read by KVM; repeat the last entry. */
+	c->entries = fuzz_entries[sender];
+	c->nr = min_t(int, reps, 64);
+	c->reps = reps;
+}
+
+static void print_call(int sender, const struct flush_call *c, const struct raw_call *raw)
+{
+	int i;
+
+	ksft_print_msg("  vCPU%d%s: code 0x%x%s, targets 0x%x%s, control 0x%016lx, %u entries%s\n",
+		       sender, c->l2 ? " (L2)" : "", c->code, c->fast ? " fast" : "",
+		       c->targets,
+		       c->mask_zero ? " (processor mask 0)" : "", raw->control, c->nr,
+		       c->nr ? ":" : "");
+	for (i = 0; i < c->nr; i++)
+		ksft_print_msg("    RANGE(0x%016llx, %llu)\n",
+			       c->entries[i] & GVA_PAGE_MASK,
+			       c->entries[i] & GVA_EXTRA_PAGES_MASK);
+}
+
+struct fuzz_round {
+	struct flush_call call[NR_VCPUS];
+	bool active[NR_VCPUS];
+	u8 park;
+	u8 purge;
+};
+
+static enum verdict fuzz_run(const struct fuzz_round *f, struct round_result *res)
+{
+	int i;
+
+	memset(scratch, 0, sizeof(*scratch));
+	scratch->park = f->park;
+	scratch->purge = f->purge;
+	for (i = 0; i < NR_VCPUS; i++) {
+		scratch->active[i] = f->active[i];
+		if (!f->active[i])
+			continue;
+		if (f->call[i].l2)
+			scratch->l2 |= BIT(i);
+		encode_call(&f->call[i], &scratch->raw[i]);
+	}
+	run_round(scratch, res);
+	return res->verdict;
+}
+
+/* Is @f still wrong?  Races may hide it, so give it a few tries. */
+static bool fuzz_still_wrong(const struct fuzz_round *f, int *tries)
+{
+	struct round_result res;
+	int i;
+
+	for (i = 0; i < 3 && *tries > 0; i++, (*tries)--) {
+		if (fuzz_run(f, &res) == WRONG)
+			return true;
+	}
+	return false;
+}
+
+/* Shrink @f: one sender only, then as few entries as possible. */
+static void fuzz_shrink(struct fuzz_round *f, int tries)
+{
+	static u64 cur[64], trial[64];
+	static struct fuzz_round t;
+	int i, k, s;
+
+	for (s = 0; s < NR_VCPUS; s++) {
+		if (!f->active[s])
+			continue;
+		t = *f;
+		t.park = 0;
+		t.purge = 0;
+		for (i = 0; i < NR_VCPUS; i++)
+			t.active[i] = i == s;
+		if (fuzz_still_wrong(&t, &tries)) {
+			*f = t;
+			break;
+		}
+	}
+	if (s == NR_VCPUS)
+		return;
+
+	memcpy(cur, f->call[s].entries, f->call[s].nr * sizeof(u64));
+	f->call[s].entries = cur;
+	for (k = f->call[s].nr - 1; k >= 0 && f->call[s].nr > 1 && tries > 0; k--) {
+		t = *f;
+		for (i = 0; i < f->call[s].nr - 1; i++)
+			trial[i] = cur[i < k ? i : i + 1];
+		t.call[s].entries = trial;
+		t.call[s].nr--;
+		if (t.call[s].reps > MAX_QUEUED)
+			t.call[s].reps--;
+		else
+			t.call[s].reps = t.call[s].nr;
+		if (fuzz_still_wrong(&t, &tries)) {
+			memcpy(cur, trial, t.call[s].nr * sizeof(u64));
+			t.call[s].entries = cur;
+			*f = t;
+		}
+	}
+}
+
+static double fuzz_elapsed(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0->tv_sec) + (t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/*
+ * Run at least @rounds rounds, then go on until at least @min_calls
+ * hypercalls were sent and @min_secs seconds passed; stop at the first
+ * wrong round.
+ */
+static void fuzz(u64 seed, long rounds, long min_calls, long min_secs)
+{
+	static struct fuzz_round f, first;
+	struct round_result res;
+	long r, calls = 0, first_calls = 0;
+	struct timespec t0;
+	double secs;
+	int i, n;
+
+	fuzz_state = seed ? seed : 1;
+	ksft_print_msg("fuzzer: seed %lu, at least %ld rounds, %ld hypercalls and %ld s\n",
+		       seed, rounds, min_calls, min_secs);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (r = 0; r < rounds || calls < min_calls ||
+	     (min_secs && fuzz_elapsed(&t0) < min_secs); r++) {
+		memset(&f, 0, sizeof(f));
+		for (i = 0, n = 0; i < NR_VCPUS; i++) {
+			f.active[i] = !fuzz_below(2) || (i == NR_VCPUS - 1 && !n);
+			if (!f.active[i])
+				continue;
+			n++;
+			fuzz_call(i, &f.call[i]);
+		}
+		/* Sometimes vCPU 0 calls from L2. */
+		if (has_l2 && f.active[SENDER] && !fuzz_below(6))
+			f.call[SENDER].l2 = true;
+		/*
+		 * Sometimes hold an idle vCPU out of the guest to fill its FIFO,
+		 * and sometimes flush its whole TLB for another reason then.
+		 */
+		for (i = 1; i < NR_VCPUS; i++) {
+			if (!f.active[i] && !fuzz_below(8)) {
+				f.park |= BIT(i);
+				if (!fuzz_below(4))
+					f.purge |= BIT(i);
+			}
+		}
+		fuzz_run(&f, &res);
+		verdicts[res.verdict]++;
+		calls += n;
+		if (res.verdict == WRONG && !first_calls) {
+			first_calls = calls;
+			first = f;
+			ksft_print_msg("fuzzer: round %ld (hypercall %ld) is wrong: %s\n",
+				       r, calls, res.why);
+			break;
+		}
+	}
+	secs = fuzz_elapsed(&t0);
+	ksft_print_msg("fuzzer: %ld rounds, %ld hypercalls in %.1f s: %.0f hypercalls/s\n",
+		       r + (first_calls != 0), calls, secs, calls / secs);
+
+	if (first_calls) {
+		for (i = 0; i < NR_VCPUS; i++) {
+			if (first.active[i]) {
+				encode_call(&first.call[i], &scratch->raw[i]);
+				print_call(i, &first.call[i], &scratch->raw[i]);
+			}
+		}
+		fuzz_shrink(&first, 200);
+		ksft_print_msg("fuzzer: smallest wrong input found (seed %lu, hypercall %ld):\n",
+			       seed, first_calls);
+		for (i = 0; i < NR_VCPUS; i++) {
+			if (first.active[i]) {
+				encode_call(&first.call[i], &scratch->raw[i]);
+				print_call(i, &first.call[i], &scratch->raw[i]);
+			}
+		}
+	}
+	ksft_print_msg("verdicts: exact %d, superset %d, wrong %d\n",
+		       verdicts[EXACT], verdicts[SUPERSET], verdicts[WRONG]);
+	ksft_test_result(!first_calls, "fuzz_seed_%lu\n", seed);
+}
+
+int main(int argc, char *argv[])
+{
+	struct round_result res;
+	pthread_t threads[NR_VCPUS];
+	long fuzz_rounds = 0, fuzz_calls = 0, fuzz_secs = 0;
+	u64 fuzz_seed = 0;
+	int opt;
+	const char *why;
+	struct kvm_sregs sregs;
+	struct ucall uc;
+	u64 gva;
+	int i;
+
+	/* -f [-s seed] [-n rounds], or the same in the environment. */
+	if (getenv("HV_FLUSH_FUZZ_ROUNDS"))
+		fuzz_rounds = strtol(getenv("HV_FLUSH_FUZZ_ROUNDS"), NULL, 0);
+	if (getenv("HV_FLUSH_FUZZ_SEED"))
+		fuzz_seed = strtoull(getenv("HV_FLUSH_FUZZ_SEED"), NULL, 0);
+	if (getenv("HV_FLUSH_FUZZ_CALLS"))
+		fuzz_calls = strtol(getenv("HV_FLUSH_FUZZ_CALLS"), NULL, 0);
+	if (getenv("HV_FLUSH_FUZZ_SECONDS"))
+		fuzz_secs = strtol(getenv("HV_FLUSH_FUZZ_SECONDS"), NULL, 0);
+	while ((opt = getopt(argc, argv, "fs:n:c:t:h")) != -1) {
+		switch (opt) {
+		case 'f':
+			fuzz_rounds = fuzz_rounds ? fuzz_rounds : 1000;
+			break;
+		case 's':
+			fuzz_seed = strtoull(optarg, NULL, 0);
+			break;
+		case 'n':
+			fuzz_rounds = strtol(optarg, NULL, 0);
+			break;
+		case 'c':
+			fuzz_calls = strtol(optarg, NULL, 0);
+			break;
+		case 't':
+			fuzz_secs = strtol(optarg, NULL, 0);
+			break;
+		default:
+			printf("usage: %s [-f] [-s seed] [-n rounds] [-c calls] [-t seconds]\n"
+			       "  -f  fuzz instead of running the cases (1000 rounds)\n"
+			       "  -c, -t  fuzz on until at least that many hypercalls\n"
+			       "          and seconds\n",
+			       argv[0]);
+			exit(opt == 'h' ? 0 : KSFT_FAIL);
+		}
+	}
+	if ((fuzz_calls > 0 || fuzz_secs > 0) && !fuzz_rounds)
+		fuzz_rounds = 1;
+	if (fuzz_rounds && !fuzz_seed)
+		fuzz_seed = time(NULL);
+
+	ksft_print_header();
+	TEST_REQUIRE(kvm_has_cap(KVM_CAP_HYPERV_TLBFLUSH));
+	scratch = calloc(1, sizeof(*scratch));
+	TEST_ASSERT(scratch, "Out of memory");
+	check_table();
+
+	/* KVM checks canonicality against the host's width, not the guest's. */
+	va_bits = kvm_cpu_has(X86_FEATURE_LA57) ? 57 : 48;
+	ksft_print_msg("host virtual address width: %d bits\n", va_bits);
+
+	why = oracle_setup();
+	if (why) {
+		ksft_print_msg("oracle unavailable: %s\n", why);
+		if (getenv("HV_FLUSH_ALLOW_NO_ORACLE") &&
+		    !strcmp(getenv("HV_FLUSH_ALLOW_NO_ORACLE"), "1"))
+			ksft_exit_skip("oracle unavailable: %s\n", why);
+		ksft_exit_fail_msg("oracle unavailable: %s\n", why);
+	}
+
+	ksft_set_plan(fuzz_rounds ? 1 : ARRAY_SIZE(cases));
+
+	vm = vm_create_with_vcpus(NR_VCPUS, guest_code, vcpus);
+	/* The guest's own paging mode does not change what KVM flushes. */
+	vcpu_sregs_get(vcpus[0], &sregs);
+	ksft_print_msg("guest paging: CR4.LA57=%d\n", !!(sregs.cr4 & X86_CR4_LA57));
+	for (i = 0; i < NR_VCPUS; i++) {
+		gva = val_alloc_pages(vm, INPUT_PAGES);
+		input_gva[i] = gva;
+		input_hva[i] = addr_gva2hva(vm, gva);
+	}
+	gva = val_alloc_page(vm);
+	hypercall_page_gpa = addr_gva2gpa(vm, gva);
+	/* L2 senders need nested SVM and L2 TLB flush (AMD only here). */
+	has_l2 = kvm_cpu_has(X86_FEATURE_SVM) && kvm_hv_cpu_has(HV_X64_NESTED_DIRECT_FLUSH);
+	if (has_l2) {
+		u64 svm_gva, hv_pages_gva;
+
+		vcpu_alloc_svm(vm, &svm_gva);
+		vcpu_alloc_hyperv_test_pages(vm, &hv_pages_gva);
+		svm = (void *)svm_gva;
+		hv_pages = (void *)hv_pages_gva;
+		sync_global_to_guest(vm, svm);
+		sync_global_to_guest(vm, hv_pages);
+	}
+	sync_global_to_guest(vm, input_gva);
+	sync_global_to_guest(vm, hypercall_page_gpa);
+	host_jobs = addr_gva2hva(vm, (u64)jobs);
+	host_sync = addr_gva2hva(vm, (u64)&rsync);
+
+	for (i = 0; i < NR_VCPUS; i++) {
+		vcpu_set_hv_cpuid(vcpus[i]);
+		vcpu_set_msr(vcpus[i], HV_X64_MSR_VP_INDEX, vp_index[i]);
+	}
+
+	/* vCPU 0 sets up the hypercall page before the others start. */
+	vcpu_run(vcpus[SENDER]);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpus[SENDER], KVM_EXIT_IO);
+	if (get_ucall(vcpus[SENDER], &uc) == UCALL_ABORT)
+		REPORT_GUEST_ASSERT(uc);
+
+	vcpu_tid[SENDER] = gettid();
+	for (i = 0; i < NR_VCPUS; i++) {
+		if (i == SENDER)
+			continue;
+		TEST_ASSERT(!pthread_create(&threads[i], NULL, vcpu_thread, vcpus[i]),
+			    "pthread_create() failed");
+		while (!READ_ONCE(vcpu_tid[i]))
+			usleep(100);
+	}
+	why = kprobe_trace_set_pids(vcpu_tid, NR_VCPUS);
+	if (why)
+		ksft_exit_fail_msg("oracle unavailable: %s\n", why);
+
+	if (fuzz_rounds) {
+		fuzz(fuzz_seed, fuzz_rounds, fuzz_calls, fuzz_secs);
+	} else {
+		for (i = 0; i < ARRAY_SIZE(cases); i++) {
+			if (cases[i].call[SENDER].l2 && !has_l2) {
+				ksft_test_result_skip("%s (no nested SVM with L2 TLB flush)\n",
+						      cases[i].name);
+				continue;
+			}
+			case_to_round(&cases[i], scratch);
+			run_round(scratch, &res);
+			report(cases[i].name, &res);
+		}
+		ksft_print_msg("verdicts: exact %d, superset %d, wrong %d\n",
+			       verdicts[EXACT], verdicts[SUPERSET], verdicts[WRONG]);
+	}
+
+	for (i = 0; i < NR_VCPUS; i++) {
+		if (i == SENDER)
+			continue;
+		pthread_cancel(threads[i]);
+		pthread_join(threads[i], NULL);
+	}
+	kvm_vm_free(vm);
+	kprobe_trace_exit();
+
+	ksft_finished();
+}

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Host-side oracles from kprobe events, recorded in a private tracefs
+ * instance.
+ *
+ * The instance, the probes and the event PID filter belong to the test:
+ * the probes are enabled only in the instance, nothing of the host's
+ * global tracing state is changed, and everything is removed again at
+ * exit, also when the test fails.
+ */
+#ifndef SELFTEST_KVM_KPROBE_TRACE_H
+#define SELFTEST_KVM_KPROBE_TRACE_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+/*
+ * Create the private instance "<name>-<pid>" with a buffer of @buffer_kb
+ * per CPU and the global trace clock, so that events of different CPUs
+ * are ordered.  Returns NULL on success, else why it is not possible.
+ */
+const char *kprobe_trace_init(const char *name, unsigned int buffer_kb);
+
+/*
+ * Add the kprobe event @event, defined as in kprobe_events without the
+ * "p:group/event" prefix (e.g. "p kvm:func arg=%si:x64" or
+ * "r kvm:func ret=$retval:s32"), and enable it in the instance only.
+ */
+const char *kprobe_trace_add_probe(const char *event, const char *def);
+
+/* Enable the existing trace event @system/@event in the instance only. */
+const char *kprobe_trace_enable_event(const char *system, const char *event);
+
+/* Record only events of these threads. */
+const char *kprobe_trace_set_pids(const pid_t *pids, int nr_pids);
+
+/* Drop the recorded events and start counting losses anew. */
+void kprobe_trace_clear(void);
+
+/*
+ * Events lost since the last clear: ring buffer overruns and dropped
+ * events of the instance, and misses of the test's probes.
+ */
+unsigned long kprobe_trace_lost(void);
+
+/*
+ * The events recorded since the last clear or open, oldest first, in the
+ * format of tracefs' "trace"; reading consumes them.
+ */
+FILE *kprobe_trace_open(void);
+
+/*
+ * Parse one line of "trace": the PID of the task and the event name.
+ * Returns a pointer to the event's arguments, or NULL for other lines.
+ */
+const char *kprobe_trace_parse(const char *line, pid_t *pid, char *event,
+			       size_t size);
+
+/* Remove the instance and the test's probes (also done at exit). */
+void kprobe_trace_exit(void);
+
+#endif /* SELFTEST_KVM_KPROBE_TRACE_H */
