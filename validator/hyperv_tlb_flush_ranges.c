@@ -40,6 +40,7 @@
  */
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,7 +242,11 @@ static const struct flush_case cases[] = {
 	     RANGE(LO57_END, 3), RANGE(HI57_START - 0x2000, 3),
 	     RANGE(LO57_END + 0x1000, 1), RANGE(HI48_START - 0x1000, 1)),
 
-	/* TLFS: the address space hypercalls flush everything, no reps. */
+	/*
+	 * TLFS: the address space hypercalls flush the named address space
+	 * and take no reps.  KVM: it flushes all of the target's TLB, a
+	 * superset.
+	 */
 	{
 		.name = "space_w1", .full = T_W1,
 		.call[SENDER] = { .code = SPACE, .targets = T_W1 },
@@ -311,7 +316,11 @@ static const struct flush_case cases[] = {
 		.call[SENDER] = { CALL(LIST_EX, true, T_W1 | T_W2, RANGE(LO48_END, 0)),
 				  .reps = 9 },
 	},
-	/* TLFS: the rep start index must be 0 (KVM never returns early). */
+	/*
+	 * KVM: a non-zero rep start index is rejected.  The TLFS defines it
+	 * for continuing a rep hypercall that returned early; KVM never
+	 * returns early, so it takes no continuation.
+	 */
 	{
 		.name = "list_rep_start_1_is_rejected", .status = STATUS_BAD,
 		.call[SENDER] = { CALL(LIST, false, T_W1, RANGE(LO48_END, 1), RANGE(0, 0)),
@@ -322,7 +331,7 @@ static const struct flush_case cases[] = {
 		.call[SENDER] = { CALL(LIST_EX, false, T_W2, RANGE(LO48_END, 1), RANGE(0, 0)),
 				  .rep_start = 1 },
 	},
-	/* TLFS: a list needs at least one rep. */
+	/* KVM: a list with no rep is invalid input. */
 	{
 		.name = "list_zero_reps_is_rejected", .status = STATUS_BAD,
 		.call[SENDER] = { .code = LIST, .targets = T_W1 },
@@ -349,8 +358,10 @@ static const struct flush_case cases[] = {
 				  .var_cnt_delta = 1 },
 	},
 	/*
-	 * TLFS: banks may come along with HV_GENERIC_SET_ALL; KVM then reads
-	 * the GVA list after them (the banks hold non-canonical garbage).
+	 * KVM: banks sent along with HV_GENERIC_SET_ALL are accepted and
+	 * skipped, the GVA list is read after them (the banks hold
+	 * non-canonical garbage).  The TLFS does not say so; KVM's comment
+	 * says only that it does not forbid them.
 	 */
 	{
 		.name = "list_ex_set_all_with_3_banks", .full = 0,
@@ -374,7 +385,7 @@ static const struct flush_case cases[] = {
 		.name = "space_empty_processor_mask_flushes_all_vcpus", .full = ALL_VCPUS,
 		.call[SENDER] = { .code = SPACE, .targets = T_W1, .mask_zero = true },
 	},
-	/* TLFS: an empty sparse VP set flushes nothing and succeeds. */
+	/* KVM: an empty sparse VP set flushes nothing and succeeds. */
 	{
 		.name = "list_ex_empty_vp_set",
 		.call[SENDER] = { CALL(LIST_EX, false, 0, RANGE(LO48_END, 3)) },
@@ -651,8 +662,13 @@ static void encode_call(const struct flush_call *c, struct raw_call *raw)
 		if ((c->targets & T_ALL) && !c->mask_zero)
 			flags |= HV_FLUSH_ALL_PROCESSORS;
 		for (i = 0; i < NR_VCPUS && !(c->targets & T_ALL) && !c->mask_zero; i++) {
-			if (c->targets & BIT(i))
-				d[2] |= BIT_ULL(vp_index[i]);
+			if (!(c->targets & BIT(i)))
+				continue;
+			/* A 64-bit processor mask cannot name VP 64 or above. */
+			TEST_ASSERT(vp_index[i] < 64,
+				    "code 0x%x: a processor mask cannot target VP %u",
+				    c->code, vp_index[i]);
+			d[2] |= BIT_ULL(vp_index[i]);
 		}
 		pos = 3;
 	} else if (c->targets & T_ALL) {
@@ -1269,13 +1285,15 @@ static void check_table(void)
 {
 	struct call_model m;
 	const struct flush_case *c;
+	int queued[NR_VCPUS];
 	u8 full;
-	int i, s;
+	int i, s, v;
 
 	for (i = 0; i < ARRAY_SIZE(cases); i++) {
 		c = &cases[i];
 		case_to_round(c, scratch);
 		full = 0;
+		memset(queued, 0, sizeof(queued));
 		for (s = 0; s < NR_VCPUS; s++) {
 			if (!scratch->active[s])
 				continue;
@@ -1289,9 +1307,21 @@ static void check_table(void)
 				if (m.entries[k] == FLUSH_ALL_ENTRY)
 					full |= m.targets;
 			}
+			for (v = 0; v < NR_VCPUS; v++) {
+				if (!m.status && !m.full && (m.targets & BIT(v)))
+					queued[v] += m.nr;
+			}
 		}
-		if (c->park)
-			full |= c->park;
+		/*
+		 * KVM: a held target drains nothing, so its FIFO overflows
+		 * into a flush-all entry once the calls queue more than its
+		 * free slots; a purged target gets a full flush anyway.
+		 */
+		for (v = 0; v < NR_VCPUS; v++) {
+			if ((c->park & BIT(v)) && queued[v] > MAX_QUEUED)
+				full |= BIT(v);
+		}
+		full |= c->park & c->purge;
 		TEST_ASSERT(full == c->full,
 			    "%s: the model expects full flushes on 0x%x, the table on 0x%x",
 			    c->name, full, c->full);
@@ -1364,6 +1394,15 @@ static void probe_prefix(char *buf, size_t size, const char *mod)
 		snprintf(buf, size, "%s:", mod);
 }
 
+#define TRACE_BUFFER_KB	16384
+
+static bool env_is_1(const char *name)
+{
+	const char *val = getenv(name);
+
+	return val && !strcmp(val, "1");
+}
+
 /* Sets up the oracle; returns NULL or why it cannot be set up. */
 static const char *oracle_setup(void)
 {
@@ -1372,6 +1411,8 @@ static const char *oracle_setup(void)
 	const char *pfx = host_cpu_is_amd ? "svm" : "vmx";
 	const char *tdp = host_cpu_is_amd ? "npt" : "ept";
 	char path[128], def[256], val[8] = "", vm[32], km[32];
+	cpu_set_t allowed, cpus;
+	int cpu, n, other_vms;
 	const char *why;
 	FILE *f;
 
@@ -1388,7 +1429,37 @@ static const char *oracle_setup(void)
 	}
 	fclose(f);
 
-	why = kprobe_trace_init("hv_tlb_flush_ranges", 16384);
+	/*
+	 * kprobes are global: while the test runs, every vCPU of every VM on
+	 * the host hits them.  Refuse to slow down other VMs unless asked to.
+	 */
+	other_vms = kprobe_trace_other_vms();
+	if (other_vms && !env_is_1("HV_FLUSH_SHARED_HOST")) {
+		static char msg[200];
+
+		snprintf(msg, sizeof(msg),
+			 "%d other process(es) run KVM VMs, whose vCPUs would hit the probes too; stop them or set HV_FLUSH_SHARED_HOST=1",
+			 other_vms);
+		return msg;
+	}
+
+	/*
+	 * Bind the test (its vCPU threads inherit it) to at most one CPU per
+	 * vCPU, so that only those CPUs need a big trace buffer: one call
+	 * can flush 15 x 4096 pages, an event each.
+	 */
+	TEST_ASSERT(!sched_getaffinity(0, sizeof(allowed), &allowed), "sched_getaffinity() failed");
+	CPU_ZERO(&cpus);
+	for (cpu = 0, n = 0; cpu < CPU_SETSIZE && n < NR_VCPUS; cpu++) {
+		if (CPU_ISSET(cpu, &allowed)) {
+			CPU_SET(cpu, &cpus);
+			n++;
+		}
+	}
+	TEST_ASSERT(!sched_setaffinity(0, sizeof(cpus), &cpus), "sched_setaffinity() failed");
+	ksft_print_msg("oracle: %d CPU(s), %d KiB of trace buffer each\n", n, TRACE_BUFFER_KB);
+
+	why = kprobe_trace_init("hv_tlb_flush_ranges", TRACE_BUFFER_KB, &cpus);
 	if (why)
 		return why;
 
@@ -1455,6 +1526,7 @@ static void report(const char *name, const struct round_result *res)
  * the smallest call it can find that is still judged wrong.
  */
 static u64 fuzz_state;
+#define FUZZ_DEFAULT_SEED	20261202
 
 static u64 fuzz_next(void)
 {
@@ -1521,7 +1593,9 @@ static void fuzz_call(int sender, struct flush_call *c)
 		c->targets = fuzz_below(BIT(NR_VCPUS));
 	else
 		c->targets = T_ALL;
-	/* A processor mask cannot name VP 65; such calls target fewer vCPUs. */
+	/* A processor mask cannot name VP 65: the non-Ex calls target fewer vCPUs. */
+	if (!is_ex(c->code))
+		c->targets &= ~T_W2;
 	c->mask_zero = !fuzz_below(30);
 	if (is_ex(c->code) && (c->targets & T_ALL) && !fuzz_below(4))
 		c->set_all_banks = 1 + fuzz_below(3);
@@ -1784,17 +1858,19 @@ int main(int argc, char *argv[])
 			break;
 		default:
 			printf("usage: %s [-f] [-s seed] [-n rounds] [-c calls] [-t seconds]\n"
-			       "  -f  fuzz instead of running the cases (1000 rounds)\n"
+			       "  -f  fuzz instead of running the cases (1000 rounds,\n"
+			       "      seed %d unless -s)\n"
 			       "  -c, -t  fuzz on until at least that many hypercalls\n"
 			       "          and seconds\n",
-			       argv[0]);
+			       argv[0], FUZZ_DEFAULT_SEED);
 			exit(opt == 'h' ? 0 : KSFT_FAIL);
 		}
 	}
 	if ((fuzz_calls > 0 || fuzz_secs > 0) && !fuzz_rounds)
 		fuzz_rounds = 1;
+	/* A fixed default, so that a run can always be repeated. */
 	if (fuzz_rounds && !fuzz_seed)
-		fuzz_seed = time(NULL);
+		fuzz_seed = FUZZ_DEFAULT_SEED;
 
 	ksft_print_header();
 	TEST_REQUIRE(kvm_has_cap(KVM_CAP_HYPERV_TLBFLUSH));
@@ -1809,8 +1885,7 @@ int main(int argc, char *argv[])
 	why = oracle_setup();
 	if (why) {
 		ksft_print_msg("oracle unavailable: %s\n", why);
-		if (getenv("HV_FLUSH_ALLOW_NO_ORACLE") &&
-		    !strcmp(getenv("HV_FLUSH_ALLOW_NO_ORACLE"), "1"))
+		if (env_is_1("HV_FLUSH_ALLOW_NO_ORACLE"))
 			ksft_exit_skip("oracle unavailable: %s\n", why);
 		ksft_exit_fail_msg("oracle unavailable: %s\n", why);
 	}

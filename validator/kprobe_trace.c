@@ -6,7 +6,9 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <glob.h>
+#include <sched.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -24,12 +26,24 @@
 static const char *tracefs;
 static char instance[256];
 static char group[64];
+/* Event names carry the PID too: kprobe_profile shows no group. */
 static char probes[MAX_PROBES][64];
+static char suffix[16];
 static unsigned long probe_misses[MAX_PROBES];
 static int nr_probes;
 static unsigned long lost_base;
-static bool mounted, registered;
+static bool registered;
 static char why[512];
+
+/*
+ * What the cleanup writes, prepared beforehand so that a signal handler
+ * can run it with nothing but open(), write(), close() and rmdir(),
+ * which are async-signal-safe.
+ */
+static char clean_enable[PATH_MAX];	/* <instance>/events/enable */
+static char clean_kprobes[PATH_MAX];	/* <tracefs>/kprobe_events */
+static char clean_cmds[MAX_PROBES * 96];	/* "-:group/event\n"... */
+static volatile sig_atomic_t cleaned;
 
 static const char *fail(const char *fmt, ...)
 {
@@ -58,30 +72,38 @@ static int write_file(const char *dir, const char *file, const char *val,
 	return ret;
 }
 
+static bool tracefs_at(const char *dir)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/instances", dir);
+	if (access(path, W_OK))
+		return false;
+	tracefs = dir;
+	return true;
+}
+
+/*
+ * The host's tracefs if it is mounted.  Else tracefs is mounted in a
+ * mount namespace of the test's own, which the host never sees and which
+ * goes away with the test: nothing to unmount, also after a crash.
+ */
 static bool find_tracefs(void)
 {
 	static const char * const dirs[] = {
 		"/sys/kernel/tracing", "/sys/kernel/debug/tracing",
 	};
-	char path[PATH_MAX];
 	int i;
 
 	for (i = 0; i < ARRAY_SIZE(dirs); i++) {
-		snprintf(path, sizeof(path), "%s/instances", dirs[i]);
-		if (!access(path, W_OK)) {
-			tracefs = dirs[i];
+		if (tracefs_at(dirs[i]))
 			return true;
-		}
 	}
-	if (!mount("nodev", dirs[0], "tracefs", 0, NULL)) {
-		mounted = true;
-		snprintf(path, sizeof(path), "%s/instances", dirs[0]);
-		if (!access(path, W_OK)) {
-			tracefs = dirs[0];
-			return true;
-		}
-	}
-	return false;
+	if (unshare(CLONE_NEWNS) ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+	    mount("nodev", dirs[0], "tracefs", 0, NULL))
+		return false;
+	return tracefs_at(dirs[0]);
 }
 
 /* Sum of the "<key>: <n>" lines of the instance's per-CPU stats. */
@@ -143,40 +165,103 @@ static unsigned long probes_missed(unsigned long *per_probe)
 	return total;
 }
 
-void kprobe_trace_exit(void)
+/*
+ * Async-signal-safe: only prepared strings, open(), write(), close(),
+ * rmdir() and strlen().  Runs once.
+ */
+static void cleanup(void)
 {
-	char cmd[640];
-	int i;
+	const char *cmd;
+	size_t len;
+	int fd;
 
+	if (cleaned)
+		return;
+	cleaned = 1;
 	if (instance[0]) {
 		/* Disabling the probes first lets them be deleted. */
-		write_file(instance, "events/enable", "0", O_TRUNC);
+		fd = open(clean_enable, O_WRONLY | O_TRUNC);
+		if (fd >= 0) {
+			if (write(fd, "0", 1) < 0)
+				;
+			close(fd);
+		}
 		rmdir(instance);
-		instance[0] = '\0';
 	}
-	for (i = 0; i < nr_probes; i++) {
-		snprintf(cmd, sizeof(cmd), "-:%s/%s\n", group, probes[i]);
-		write_file(tracefs, "kprobe_events", cmd, O_APPEND);
+	/* One command per write(): kprobe_events takes one at a time. */
+	for (cmd = clean_cmds; *cmd; cmd += len) {
+		for (len = 0; cmd[len] && cmd[len] != '\n'; len++)
+			;
+		len += cmd[len] == '\n';
+		fd = open(clean_kprobes, O_WRONLY | O_APPEND);
+		if (fd >= 0) {
+			if (write(fd, cmd, len) < 0)
+				;
+			close(fd);
+		}
 	}
+}
+
+void kprobe_trace_exit(void)
+{
+	cleanup();
+	instance[0] = '\0';
 	nr_probes = 0;
-	if (mounted) {
-		umount(tracefs);
-		mounted = false;
-	}
+	clean_cmds[0] = '\0';
 }
 
 /* A test that dies on a signal (abort() included) cleans up as well. */
 static void kprobe_trace_signal(int sig)
 {
-	kprobe_trace_exit();
-	signal(sig, SIG_DFL);
+	cleanup();
+	/* SA_RESETHAND restored the default action: die of the signal. */
 	raise(sig);
 }
 
-const char *kprobe_trace_init(const char *name, unsigned int buffer_kb)
+/*
+ * How many processes other than this one hold a KVM VM: the probes fire
+ * for their vCPUs too while this test runs.
+ */
+int kprobe_trace_other_vms(void)
+{
+	char path[PATH_MAX], link[64];
+	struct dirent *p, *f;
+	DIR *proc, *fds;
+	int n = 0, found;
+	ssize_t len;
+
+	proc = opendir("/proc");
+	if (!proc)
+		return 0;
+	while ((p = readdir(proc))) {
+		if (!isdigit((unsigned char)p->d_name[0]) ||
+		    atoi(p->d_name) == getpid())
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/fd", p->d_name);
+		fds = opendir(path);
+		if (!fds)
+			continue;
+		found = 0;
+		while (!found && (f = readdir(fds))) {
+			snprintf(path, sizeof(path), "/proc/%s/fd/%s", p->d_name, f->d_name);
+			len = readlink(path, link, sizeof(link) - 1);
+			if (len <= 0)
+				continue;
+			link[len] = '\0';
+			found = !strcmp(link, "anon_inode:kvm-vm");
+		}
+		closedir(fds);
+		n += found;
+	}
+	closedir(proc);
+	return n;
+}
+
+const char *kprobe_trace_init(const char *name, unsigned int buffer_kb,
+			      const cpu_set_t *cpus)
 {
 	char path[PATH_MAX], val[32];
-	int ret;
+	int ret, cpu;
 
 	if (!find_tracefs())
 		return fail("tracefs is not available (not root, or no CONFIG_TRACING?)");
@@ -188,16 +273,26 @@ const char *kprobe_trace_init(const char *name, unsigned int buffer_kb)
 		static const int sigs[] = {
 			SIGABRT, SIGBUS, SIGHUP, SIGINT, SIGSEGV, SIGTERM,
 		};
+		struct sigaction sa = {
+			.sa_handler = kprobe_trace_signal,
+			.sa_flags = SA_RESETHAND,
+		};
 		int i;
 
+		sigemptyset(&sa.sa_mask);
 		atexit(kprobe_trace_exit);
 		for (i = 0; i < ARRAY_SIZE(sigs); i++)
-			signal(sigs[i], kprobe_trace_signal);
+			sigaction(sigs[i], &sa, NULL);
 		registered = true;
 	}
 
 	snprintf(group, sizeof(group), "%s_%d", name, getpid());
+	snprintf(suffix, sizeof(suffix), "_%d", getpid());
+	snprintf(clean_kprobes, sizeof(clean_kprobes), "%s/kprobe_events", tracefs);
+	clean_cmds[0] = '\0';
+	cleaned = 0;
 	snprintf(instance, sizeof(instance), "%s/instances/%s", tracefs, group);
+	snprintf(clean_enable, sizeof(clean_enable), "%s/events/enable", instance);
 	if (mkdir(instance, 0700)) {
 		ret = errno;
 		instance[0] = '\0';
@@ -205,10 +300,20 @@ const char *kprobe_trace_init(const char *name, unsigned int buffer_kb)
 			    tracefs, group, strerror(ret));
 	}
 
-	snprintf(val, sizeof(val), "%u", buffer_kb);
-	ret = write_file(instance, "buffer_size_kb", val, O_TRUNC);
+	/*
+	 * A big buffer only on the CPUs the test's threads run on; the
+	 * smallest one elsewhere, where nothing of the test is recorded.
+	 */
+	ret = write_file(instance, "buffer_size_kb", "4", O_TRUNC);
+	for (cpu = 0; !ret && cpu < CPU_SETSIZE; cpu++) {
+		if (!CPU_ISSET(cpu, cpus))
+			continue;
+		snprintf(path, sizeof(path), "per_cpu/cpu%d/buffer_size_kb", cpu);
+		snprintf(val, sizeof(val), "%u", buffer_kb);
+		ret = write_file(instance, path, val, O_TRUNC);
+	}
 	if (ret)
-		return fail("cannot size the instance's buffer to %u KiB per CPU: %s",
+		return fail("cannot size the instance's buffer to %u KiB on the test's CPUs: %s",
 			    buffer_kb, strerror(-ret));
 	ret = write_file(instance, "trace_clock", "global", O_TRUNC);
 	if (ret)
@@ -224,15 +329,18 @@ const char *kprobe_trace_add_probe(const char *event, const char *def)
 	TEST_ASSERT(instance[0], "kprobe_trace_init() first");
 	TEST_ASSERT(nr_probes < MAX_PROBES, "Too many probes");
 
-	snprintf(cmd, sizeof(cmd), "%c:%s/%s %s\n", def[0], group, event, def + 2);
+	snprintf(cmd, sizeof(cmd), "%c:%s/%s%s %s\n", def[0], group, event, suffix, def + 2);
 	ret = write_file(tracefs, "kprobe_events", cmd, O_APPEND);
 	if (ret) {
 		cmd[strlen(cmd) - 1] = '\0';
 		return fail("cannot add the kprobe event '%s': %s", cmd, strerror(-ret));
 	}
-	snprintf(probes[nr_probes++], sizeof(probes[0]), "%s", event);
+	snprintf(probes[nr_probes++], sizeof(probes[0]), "%s%s", event, suffix);
+	snprintf(cmd, sizeof(cmd), "-:%s/%s%s\n", group, event, suffix);
+	TEST_ASSERT(strlen(clean_cmds) + strlen(cmd) < sizeof(clean_cmds), "Too many probes");
+	strcat(clean_cmds, cmd);
 
-	snprintf(file, sizeof(file), "events/%s/%s/enable", group, event);
+	snprintf(file, sizeof(file), "events/%s/%s%s/enable", group, event, suffix);
 	ret = write_file(instance, file, "1", O_TRUNC);
 	if (ret)
 		return fail("cannot enable %s in the instance: %s", event, strerror(-ret));
@@ -317,6 +425,7 @@ const char *kprobe_trace_parse(const char *line, pid_t *pid, char *event,
 			       size_t size)
 {
 	const char *p = strstr(line, " ["), *end, *ev;
+	size_t len;
 
 	if (line[0] == '#' || !p)
 		return NULL;
@@ -341,5 +450,10 @@ const char *kprobe_trace_parse(const char *line, pid_t *pid, char *event,
 		return NULL;
 	memcpy(event, ev, end - ev);
 	event[end - ev] = '\0';
+	/* The test's own probes: without the PID suffix. */
+	len = strlen(event);
+	if (suffix[0] && len > strlen(suffix) &&
+	    !strcmp(event + len - strlen(suffix), suffix))
+		event[len - strlen(suffix)] = '\0';
 	return end + 1;
 }

@@ -4,23 +4,38 @@
  * instance.
  *
  * The instance, the probes and the event PID filter belong to the test:
- * the probes are enabled only in the instance, nothing of the host's
- * global tracing state is changed, and everything is removed again at
- * exit, also when the test fails.
+ * the probes are enabled only in the instance, their names carry the
+ * test's PID (kprobe_profile shows no group), nothing of the host's global
+ * tracing state is changed, and everything is removed again at exit, also
+ * when the test fails or dies of a signal (the handler does only
+ * async-signal-safe writes prepared beforehand).  The probes themselves
+ * are global while they exist: other VMs' vCPUs hit them too.
  */
 #ifndef SELFTEST_KVM_KPROBE_TRACE_H
 #define SELFTEST_KVM_KPROBE_TRACE_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <sys/types.h>
 
 /*
- * Create the private instance "<name>-<pid>" with a buffer of @buffer_kb
- * per CPU and the global trace clock, so that events of different CPUs
- * are ordered.  Returns NULL on success, else why it is not possible.
+ * Create the private instance "<name>_<pid>" with a buffer of @buffer_kb
+ * on each CPU of @cpus (the CPUs the test's threads are bound to) and the
+ * smallest one elsewhere, and the global trace clock, so that events of
+ * different CPUs are ordered.  If tracefs is not mounted, it is mounted in
+ * a mount namespace of the test's own.  Returns NULL on success, else why
+ * it is not possible.
  */
-const char *kprobe_trace_init(const char *name, unsigned int buffer_kb);
+const char *kprobe_trace_init(const char *name, unsigned int buffer_kb,
+			      const cpu_set_t *cpus);
+
+/*
+ * The number of other processes that hold a KVM VM: kprobes are global,
+ * so the test's probes also fire for their vCPUs (their events are not
+ * recorded) while it runs.
+ */
+int kprobe_trace_other_vms(void);
 
 /*
  * Add the kprobe event @event, defined as in kprobe_events without the
