@@ -2,15 +2,15 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # make debug: one debug kernel built in-tree from $TREE (KVM, kvm_amd and
-# the Hyper-V code built in, the KUnit suite as a module), booted under
-# the QEMU TCG runner of qemu.sh, running the KUnit suite (insmod, its KTAP
-# parsed by kunit.py parse), every Hyper-V selftest of the same tree and
+# the Hyper-V code built in, the KUnit suite with them: it is part of
+# kvm), booted under the QEMU TCG runner of qemu.sh, running the KUnit
+# suite at boot (its KTAP from the console, parsed by kunit.py parse), every Hyper-V selftest of the same tree and
 # a short fuzzer budget, under KASAN, UBSAN, lockdep, KFENCE, DEBUG_LIST and
 # DEBUG_ATOMIC_SLEEP.  Any report of theirs, or any WARN, fails the run.
 #
 # The config comes only from the kernel's tools: kunit.py build with the
 # series' arch/x86/kvm/.kunitconfig, configs/debug.config and
-# CONFIG_KVM_HYPERV_KUNIT_TEST=m (--kconfig_add).  kunit.py builds a
+# CONFIG_KVM_HYPERV_KUNIT_TEST=y (--kconfig_add).  kunit.py builds a
 # mirror of $TREE as it is (committed or not) in $CACHE/debug/<series>/src,
 # into $CACHE/debug/<series>/build, with ccache: out of the tree, shared by
 # every clone, incremental, and kept by 'make clean'.
@@ -56,10 +56,10 @@ SEED=${SEED:-$(date -u +%Y%m%d)}
 TIMING_ATTEMPTS=${TIMING_ATTEMPTS:-5}
 [[ $TIMING_ATTEMPTS =~ ^[1-9]$ ]] || die "TIMING_ATTEMPTS must be a number of runs from 1 to 9, not '$TIMING_ATTEMPTS'"
 : "${KUNIT_MIN_CASES:=20}"
-KUNIT_SUITE=kvm_hyperv_tlb_flush
+KUNIT_SUITE=kvm_hv_tlb_flush_range
 KUNIT_DIR=arch/x86/kvm
 FRAGMENT=$TOP/configs/debug.config
-MODULE_CONFIG=CONFIG_KVM_HYPERV_KUNIT_TEST=m
+MODULE_CONFIG=CONFIG_KVM_HYPERV_KUNIT_TEST=y
 REVERT=$TOP/faults/revert-45692aa4a7ce.patch
 
 if [ -n "$CHECK" ] && [ "$SERIES" = mainline ]; then
@@ -138,15 +138,13 @@ build() {
 	# say it again here, by name, with the fragment's own lines.
 	missing=$(cat "$SRC/$KUNIT_DIR/.kunitconfig" "$FRAGMENT" <(echo "$MODULE_CONFIG") |
 		sed -n 's/^\(CONFIG_[A-Za-z0-9_]*=.*\)$/\1/p' |
-		grep -v "^CONFIG_KVM_HYPERV_KUNIT_TEST=y$" | sort -u |
+		sort -u |
 		while read -r opt; do grep -qxF "$opt" "$KBUILD/.config" || echo "$opt"; done)
 	[ -z "$missing" ] ||
 		die "kconfig dropped options asked for (unmet dependencies?): $(echo "$missing" | tr '\n' ' ')"
-	KMOD=$KBUILD/$KUNIT_DIR/hyperv_kunit.ko
 	KIMAGE=$KBUILD/arch/x86/boot/bzImage
-	[ -f "$KMOD" ] || die "no $KMOD after the build"
 	[ -f "$KIMAGE" ] || die "no $KIMAGE after the build"
-	msg "config has all $(cat "$SRC/$KUNIT_DIR/.kunitconfig" "$FRAGMENT" | grep -c '^CONFIG_') options asked for, the suite as a module"
+	msg "config has all $(cat "$SRC/$KUNIT_DIR/.kunitconfig" "$FRAGMENT" | grep -c '^CONFIG_') options asked for, the suite built into kvm"
 }
 
 # boot NAME TESTS [VAR=VALUE...]: selftests.sh with this kernel; results in
@@ -179,13 +177,14 @@ reports() {
 	' "$1/console.log" 2>/dev/null || true
 }
 
-# kunit_parse DIR: the suite's KTAP (the dmesg lines of its insmod)
-# through kunit.py parse; at least KUNIT_MIN_CASES cases, all passed.
+# kunit_parse DIR: the suite's KTAP (the console of a boot at loglevel 7,
+# where KUnit runs the built-in suites) through kunit.py parse; at least
+# KUNIT_MIN_CASES cases, all passed.
 kunit_parse() {
 	local dir=$1 json=$OUT/kunit.json summary nsuite total passed failed skipped crashed
-	[ -s "$dir/hyperv_kunit.dmesg" ] || { warn "the KUnit module printed nothing"; return 1; }
+	grep -q "$KUNIT_SUITE" "$dir/console.log" 2>/dev/null || { warn "the KUnit suite printed nothing at boot"; return 1; }
 	rm -f "$json"
-	(cd "$SRC" && ./tools/testing/kunit/kunit.py parse --json="$json" "$dir/hyperv_kunit.dmesg") \
+	(cd "$SRC" && ./tools/testing/kunit/kunit.py parse --json="$json" "$dir/console.log") \
 		>"$OUT/kunit-parse.log" 2>&1 || true
 	[ -s "$json" ] || { tail -n 20 "$OUT/kunit-parse.log" >&2; warn "kunit.py parse gave no results"; return 1; }
 	summary=$(python3 - "$json" "$KUNIT_SUITE" <<'EOF'
@@ -222,7 +221,7 @@ EOF
 	read -r nsuite total passed failed skipped crashed <<<"$(head -n1 <<<"$summary")"
 	tail -n +2 <<<"$summary" | sed 's/^/    kunit: /' >&2
 	KUNIT_LINE="$total cases, $passed passed, $failed failed, $skipped skipped, $crashed crashed"
-	msg "KUnit suite $KUNIT_SUITE (module, kunit.py parse): $KUNIT_LINE"
+	msg "KUnit suite $KUNIT_SUITE (at boot, kunit.py parse): $KUNIT_LINE"
 	[ "$nsuite" -eq 1 ] && [ "$passed" -eq "$total" ] && [ "$total" -ge "$KUNIT_MIN_CASES" ]
 }
 
@@ -269,7 +268,8 @@ run() {
 	build
 	t=$(date +%s)
 	# No DEBUG_TESTS: selftests.sh's default, every Hyper-V selftest.
-	if boot tests "${DEBUG_TESTS:-}" GUEST_KMODS="$KMOD"; then
+	# loglevel=7: KUnit's KTAP is printed at KERN_INFO.
+	if boot tests "${DEBUG_TESTS:-}" QEMU_APPEND="log_buf_len=8M loglevel=7"; then
 		echo "PASS debug $SERIES: selftests ($(npassed tests) passed), kernel clean ($(($(date +%s) - t)) s boot+tests)"
 	else
 		failing=$(awk -F'\t' 'NR > 1 && $2 == "fail" { print $1 }' "$OUT/tests/summary.tsv" 2>/dev/null | tr '\n' ' ')
@@ -329,9 +329,9 @@ run() {
 			{ echo "FAIL debug $SERIES: the kernel did not say '$d'"; bad=1; }
 	done
 	if kunit_parse "$OUT/tests"; then
-		echo "PASS debug $SERIES: KUnit as a module: $KUNIT_LINE"
+		echo "PASS debug $SERIES: KUnit at boot: $KUNIT_LINE"
 	else
-		echo "FAIL debug $SERIES: KUnit as a module: ${KUNIT_LINE:-no results}"
+		echo "FAIL debug $SERIES: KUnit at boot: ${KUNIT_LINE:-no results}"
 		bad=1
 	fi
 	if [ "$FUZZ_ROUNDS" -gt 0 ]; then

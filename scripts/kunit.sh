@@ -27,7 +27,7 @@ KUNIT_HOME=$CACHE/kunit/$SERIES
 KUNIT_SRC=$KUNIT_HOME/src
 : "${KUNIT_BUILD:=$KUNIT_HOME/build}"
 : "${KUNIT_MIN_CASES:=20}"
-KUNIT_SUITE=kvm_hyperv_tlb_flush
+: "${KUNIT_SUITE:=kvm_hv_tlb_flush_range}"
 KUNIT_DIR=arch/x86/kvm
 
 harness_lock
