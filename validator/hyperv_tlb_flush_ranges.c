@@ -54,6 +54,7 @@
 #include "hv_flush_defs.h"
 #include "svm_util.h"
 #include "test_util.h"
+#include "vmx.h"
 
 /* vCPU 0 runs the rounds; every vCPU may send hypercalls in a round. */
 #define NR_VCPUS	3
@@ -122,7 +123,7 @@ struct flush_call {
 	u8 set_all_banks;	/* banks sent along with HV_GENERIC_SET_ALL */
 	bool empty_bank;	/* a sparse set with an empty bank after the last */
 	bool mask_zero;		/* processor_mask 0, no HV_FLUSH_ALL_PROCESSORS */
-	bool l2;		/* made by vCPU 0's nested guest (AMD only) */
+	bool l2;		/* made by vCPU 0's nested guest */
 };
 
 struct flush_case {
@@ -486,6 +487,8 @@ static struct round_sync rsync;
 static u64 input_gva[NR_VCPUS];
 static u64 hypercall_page_gpa;
 static struct svm_test_data *svm;
+static struct vmx_pages *vmx;
+static bool l2_launched;
 static struct hyperv_test_pages *hv_pages;
 static unsigned long l2_stack[256];
 
@@ -499,15 +502,39 @@ static void l2_guest_code(void)
 			hyperv_write_xmm_input((void *)input_gva[SENDER] + 16, XMM_REGS);
 		job->vector = __hyperv_hypercall(job->control, job->input,
 						 job->output, &job->result);
-		vmmcall();
+		if (vmx)
+			/* Not VMCALL: L0 would take it for a flush call again. */
+			cpuid(0, &(u32){0}, &(u32){0}, &(u32){0}, &(u32){0});
+		else
+			vmmcall();
 	}
 }
 
 /* Let L0 handle L2's flush hypercalls itself (HV_X64_NESTED_DIRECT_FLUSH). */
+static void l2_setup_vmx(void)
+{
+	enable_vp_assist(hv_pages->vp_assist_gpa, hv_pages->vp_assist);
+	evmcs_enable();
+	GUEST_ASSERT(prepare_for_vmx_operation(vmx));
+	GUEST_ASSERT(load_evmcs(hv_pages));
+	prepare_vmcs(vmx, l2_guest_code, &l2_stack[ARRAY_SIZE(l2_stack)]);
+	current_evmcs->partition_assist_page = hv_pages->partition_assist_gpa;
+	current_evmcs->hv_enlightenments_control.nested_flush_hypercall = 1;
+	current_evmcs->hv_vm_id = 1;
+	current_evmcs->hv_vp_id = vp_index[SENDER];
+	current_vp_assist->nested_control.features.directhypercall = 1;
+	*(u32 *)hv_pages->partition_assist = 0;
+}
+
 static void l2_setup(void)
 {
-	struct hv_vmcb_enlightenments *hve = &svm->vmcb->control.hv_enlightenments;
+	struct hv_vmcb_enlightenments *hve;
 
+	if (vmx) {
+		l2_setup_vmx();
+		return;
+	}
+	hve = &svm->vmcb->control.hv_enlightenments;
 	enable_vp_assist(hv_pages->vp_assist_gpa, hv_pages->vp_assist);
 	generic_svm_setup(svm, l2_guest_code, &l2_stack[ARRAY_SIZE(l2_stack)]);
 	hve->partition_assist_page = hv_pages->partition_assist_gpa;
@@ -521,6 +548,13 @@ static void l2_setup(void)
 
 static void l2_hypercall(void)
 {
+	if (vmx) {
+		GUEST_ASSERT(!(l2_launched ? vmresume() : vmlaunch()));
+		l2_launched = true;
+		GUEST_ASSERT_EQ(vmreadz(VM_EXIT_REASON), EXIT_REASON_CPUID);
+		vmwrite(GUEST_RIP, vmreadz(GUEST_RIP) + vmreadz(VM_EXIT_INSTRUCTION_LEN));
+		return;
+	}
 	run_guest(svm->vmcb, svm->vmcb_gpa);
 	GUEST_ASSERT_EQ(svm->vmcb->control.exit_code, SVM_EXIT_VMMCALL);
 	svm->vmcb->save.rip += 3;
@@ -559,7 +593,7 @@ static void guest_code(void)
 	if (idx == SENDER) {
 		wrmsr(HV_X64_MSR_GUEST_OS_ID, HYPERV_LINUX_OS_ID);
 		wrmsr(HV_X64_MSR_HYPERCALL, hypercall_page_gpa);
-		if (svm)
+		if (svm || vmx)
 			l2_setup();
 		GUEST_SYNC(0);
 	}
@@ -1903,16 +1937,27 @@ int main(int argc, char *argv[])
 	}
 	gva = val_alloc_page(vm);
 	hypercall_page_gpa = addr_gva2gpa(vm, gva);
-	/* L2 senders need nested SVM and L2 TLB flush (AMD only here). */
-	has_l2 = kvm_cpu_has(X86_FEATURE_SVM) && kvm_hv_cpu_has(HV_X64_NESTED_DIRECT_FLUSH);
+	/*
+	 * L2 senders need L2 TLB flush, and nested SVM or nested VMX with
+	 * the enlightened VMCS (where L1 turns the direct flush on).
+	 */
+	has_l2 = kvm_hv_cpu_has(HV_X64_NESTED_DIRECT_FLUSH) &&
+		 (kvm_cpu_has(X86_FEATURE_SVM) ||
+		  (kvm_cpu_has(X86_FEATURE_VMX) && kvm_has_cap(KVM_CAP_HYPERV_ENLIGHTENED_VMCS)));
 	if (has_l2) {
-		u64 svm_gva, hv_pages_gva;
+		u64 l2_gva, hv_pages_gva;
 
-		vcpu_alloc_svm(vm, &svm_gva);
+		if (kvm_cpu_has(X86_FEATURE_SVM)) {
+			vcpu_alloc_svm(vm, &l2_gva);
+			svm = (void *)l2_gva;
+		} else {
+			vcpu_alloc_vmx(vm, &l2_gva);
+			vmx = (void *)l2_gva;
+		}
 		vcpu_alloc_hyperv_test_pages(vm, &hv_pages_gva);
-		svm = (void *)svm_gva;
 		hv_pages = (void *)hv_pages_gva;
 		sync_global_to_guest(vm, svm);
+		sync_global_to_guest(vm, vmx);
 		sync_global_to_guest(vm, hv_pages);
 	}
 	sync_global_to_guest(vm, input_gva);
@@ -1924,6 +1969,8 @@ int main(int argc, char *argv[])
 		vcpu_set_hv_cpuid(vcpus[i]);
 		vcpu_set_msr(vcpus[i], HV_X64_MSR_VP_INDEX, vp_index[i]);
 	}
+	if (vmx)
+		vcpu_enable_evmcs(vcpus[SENDER]);
 
 	/* vCPU 0 sets up the hypercall page before the others start. */
 	vcpu_run(vcpus[SENDER]);
@@ -1949,7 +1996,7 @@ int main(int argc, char *argv[])
 	} else {
 		for (i = 0; i < ARRAY_SIZE(cases); i++) {
 			if (cases[i].call[SENDER].l2 && !has_l2) {
-				ksft_test_result_skip("%s (no nested SVM with L2 TLB flush)\n",
+				ksft_test_result_skip("%s (no nested L2 TLB flush)\n",
 						      cases[i].name);
 				continue;
 			}
