@@ -324,13 +324,18 @@ tree_report() {
 scratch_clone() {
 	local dir=$1 diff
 	shift
+	# --shared: the tree's objects are there already; its tags may move.
+	# A clone whose objects went with a rebuilt tree is made again.
+	if is_git_tree "$dir" && ! git -C "$dir" fetch -q -f --tags "$TREE" 2>/dev/null; then
+		msg "${dir#"$TOP"/} lost its objects with the tree it was cloned from: cloning it again"
+		rm -rf "$dir"
+	fi
 	if ! is_git_tree "$dir"; then
 		rm -rf "$dir"
 		git clone -q --shared --no-checkout "$TREE" "$dir"
 		git -C "$dir" sparse-checkout set "$@"
+		git -C "$dir" fetch -q -f --tags "$TREE"
 	fi
-	# --shared: the tree's objects are there already; its tags may move.
-	git -C "$dir" fetch -q -f --tags "$TREE"
 	git -C "$dir" checkout -q -f --detach "$(git -C "$TREE" rev-parse HEAD)"
 	git -C "$dir" clean -q -fdx -- "$@"
 	diff=$(mktemp)
