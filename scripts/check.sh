@@ -5,6 +5,9 @@
 # keep going after a failure, and end with "N passed, N failed".
 #
 #   STAGES="tree roundtrip"   run only these stages, in this order
+#   LANES=2                   (default) the stages that mostly wait for one
+#                             emulated CPU (LANE_B) run beside the ones that
+#                             build kernels; LANES=1 runs all in order
 #
 # Every stage is a separate process run with 'set -e' in force, so a
 # failing command inside it fails the stage.  A stage that exits 4 could
@@ -49,6 +52,17 @@ declare -A RUN=(
 	[debug]="$TOP/scripts/debug.sh --check"
 	[debug-mainline]="env -u TREE -u PATCHES SERIES=mainline $TOP/scripts/debug.sh --check"
 )
+# Two lanes on two cores: lane B's stages run one emulator (QEMU TCG or
+# Bochs, one thread each) and build little, lane A's build kernels with
+# make -j.  They share no directory that one of them writes unlocked: the
+# cache's kernel mirrors have locks of their own, selftests.sh locks its
+# object directory while it builds.  The stages before lane A and B make
+# what both use (packages, build/tree); faults runs make check itself.
+FIRST="deps shellcheck tree roundtrip errors"
+LANE_B="make install fuzz intel bench selftest-mutants flows readme"
+LAST="faults"
+: "${LANES:=2}"
+case $LANES in 1 | 2) ;; *) die "LANES=$LANES: 1 (every stage in order) or 2 (two lanes side by side)" ;; esac
 read -r -a stages <<<"${STAGES:-$DEFAULT_STAGES}"
 [ ${#stages[@]} -gt 0 ] || die "STAGES is empty"
 for s in "${stages[@]}"; do
@@ -78,9 +92,10 @@ excerpt() {
 	fi
 }
 
-# stage NAME: run the stage, log its output, count the result.
+# stage NAME: run the stage, log its output, record the result in
+# stages.tsv and print it in one piece (the other lane prints too).
 stage() {
-	local name=$1 start rc=0 secs
+	local name=$1 start rc=0 secs out
 	local -a cmd
 	read -r -a cmd <<<"${RUN[$name]}"
 	start=$(date +%s)
@@ -89,26 +104,27 @@ stage() {
 	# A stage interrupted by Ctrl-C ends make check too.
 	[ "$rc" -eq 130 ] && die "interrupted during stage $name"
 	secs=$(($(date +%s) - start))
-	times+=("$name=${secs}s")
+	out=$logs/$name.out
 	if [ $rc -eq 0 ]; then
 		printf '%s\tpass\t%s\n' "$name" "$secs" >>"$logs/stages.tsv"
-		passed=$((passed + 1))
-		printf 'PASS  %-12s %4ds\n' "$name" "$secs"
+		printf 'PASS  %-12s %4ds\n' "$name" "$secs" >"$out"
 	elif [ $rc -eq 4 ] && grep -q '^SKIP ' "$logs/$name.log"; then
 		printf '%s\tskip\t%s\n' "$name" "$secs" >>"$logs/stages.tsv"
-		skipped=$((skipped + 1))
-		printf 'SKIP  %-12s %4ds  %s\n' "$name" "$secs" "$(grep -m1 '^SKIP ' "$logs/$name.log")"
+		printf 'SKIP  %-12s %4ds  %s\n' "$name" "$secs" "$(grep -m1 '^SKIP ' "$logs/$name.log")" >"$out"
 	else
 		printf '%s\tfail\t%s\n' "$name" "$secs" >>"$logs/stages.tsv"
-		failed=$((failed + 1))
-		failures+=("$name")
-		printf 'FAIL  %-12s %4ds  (exit %d; log: %s)\n' "$name" "$secs" "$rc" "${logs#"$TOP"/}/$name.log"
-		excerpt "$logs/$name.log" | sed 's/^/      | /'
+		printf 'FAIL  %-12s %4ds  (exit %d; log: %s)\n' "$name" "$secs" "$rc" "${logs#"$TOP"/}/$name.log" >"$out"
+		excerpt "$logs/$name.log" | sed 's/^/      | /' >>"$out"
 	fi
 	# Every stage's own verdict lines, so the CI log shows them.
 	grep -E '^(ok|not ok|PASS|FAIL|RETRY|#|killed|SURVIVED|==> .*(passed|killed|table|testing|FAIL))' "$logs/$name.log" |
-		grep -vE '^# (Subtest|TAP)' | tail -n 40 | sed 's/^/      /' || true
+		grep -vE '^# (Subtest|TAP)' | tail -n 40 | sed 's/^/      /' >>"$out" || true
+	cat "$out"
+	rm -f "$out"
 }
+
+# member LIST NAME: whether NAME is one of the words of LIST.
+member() { [[ " $1 " == *" $2 "* ]]; }
 
 # stages.tsv: one row per stage of this run, for 'make results'.
 {
@@ -118,11 +134,43 @@ stage() {
 		"$([ -d "$CACHE" ] && echo "$(du -sh "$CACHE" 2>/dev/null | cut -f1) at the start" || echo "empty at the start")"
 	printf 'stage\tresult\tsecs\n'
 } >"$logs/stages.tsv"
-for s in "${stages[@]}"; do
-	stage "$s"
-done
+if [ "$LANES" -eq 1 ]; then
+	for s in "${stages[@]}"; do
+		stage "$s"
+	done
+else
+	first=() lane_a=() lane_b=() last=()
+	for s in "${stages[@]}"; do
+		if member "$FIRST" "$s"; then first+=("$s")
+		elif member "$LANE_B" "$s"; then lane_b+=("$s")
+		elif member "$LAST" "$s"; then last+=("$s")
+		else lane_a+=("$s")
+		fi
+	done
+	for s in "${first[@]}"; do stage "$s"; done
+	lane_pid=
+	if [ ${#lane_b[@]} -gt 0 ]; then
+		msg "lane B (${lane_b[*]}) beside lane A (${lane_a[*]:-nothing})"
+		(for s in "${lane_b[@]}"; do stage "$s"; done) &
+		lane_pid=$!
+		on_exit "kill $lane_pid 2>/dev/null || true"
+	fi
+	for s in "${lane_a[@]}"; do stage "$s"; done
+	[ -z "$lane_pid" ] || wait "$lane_pid" || true
+	for s in "${last[@]}"; do stage "$s"; done
+fi
 printf '# total %s\n' "$(($(date +%s) - t0))" >>"$logs/stages.tsv"
 
+# The counts, from the rows of this run.
+while IFS=$'\t' read -r name result secs; do
+	case $result in
+	pass) passed=$((passed + 1)) ;;
+	skip) skipped=$((skipped + 1)) ;;
+	fail) failed=$((failed + 1)) failures+=("$name") ;;
+	*) continue ;;
+	esac
+	times+=("$name=${secs}s")
+done < <(grep -v '^#' "$logs/stages.tsv")
 msg "make check took $(($(date +%s) - t0)) s (${times[*]})${failures[*]:+; failed: ${failures[*]}}"
 if [ "$skipped" -gt 0 ]; then
 	echo "$passed passed, $failed failed, $skipped skipped"

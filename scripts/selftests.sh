@@ -148,6 +148,10 @@ for t in $HV_TESTS; do
 	fi
 done
 mkdir -p "$obj"
+# Another command (make check's other lane) may build the same objects:
+# one make at a time in a directory.
+exec {objfd}>>"$obj.lock"
+flock "$objfd"
 # The extra programs: copied beside the objects, built by one more rule.
 # validator.mk includes the tree's Makefile and adds the validator's rule.
 mkfiles=(-f "$TOP/validator/validator.mk")
@@ -177,6 +181,7 @@ make -s -C "$TREE/tools/testing/selftests/kvm" "${mkfiles[@]}" \
 	tail -n 30 "$obj/build.log" >&2
 	die "building the selftests failed; full log in ${obj#"$TOP"/}/build.log"
 }
+flock -u "$objfd"
 msg "selftests built in $(($(date +%s) - start)) s"
 # For scripts that stage the tests themselves: where the binaries are.
 if [ -n "${SELFTESTS_BUILD_ONLY:-}" ]; then
