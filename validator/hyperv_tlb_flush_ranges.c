@@ -47,6 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "apic.h"
 #include "kvm_util.h"
 #include "processor.h"
 #include "hyperv.h"
@@ -556,8 +557,46 @@ static void l2_hypercall(void)
 		return;
 	}
 	run_guest(svm->vmcb, svm->vmcb_gpa);
+	/* #VMEXIT clears GIF, which would hold off the wakeup IPIs. */
+	asm volatile("stgi");
 	GUEST_ASSERT_EQ(svm->vmcb->control.exit_code, SVM_EXIT_VMMCALL);
 	svm->vmcb->save.rip += 3;
+}
+
+/*
+ * vCPUs that wait for each other halt, and whoever makes progress wakes the
+ * others with an IPI: under an emulator with one host thread, a spinning
+ * vCPU would take the emulated CPU from the ones that have work to do.
+ * Interrupts are off but while halted; an IPI that arrives earlier stays
+ * pending and ends the next HLT at once.  Under QEMU TCG a halted vCPU
+ * still missed its IPI about once in 10,000 rounds, so a periodic APIC
+ * timer on the same vector ends every halt within WAKE_TICK_NS as well.
+ */
+#define WAKE_VECTOR	0x40
+#define WAKE_TICK_NS	10000000
+/* KVM: the APIC timer counts at 1 GHz by default; 0xb divides by 1. */
+#define APIC_TDCR_DIV_1	0xb
+
+static void wake_handler(struct ex_regs *regs)
+{
+	x2apic_write_reg(APIC_EOI, 0);
+}
+
+static void wake_others(void)
+{
+	x2apic_write_reg(APIC_ICR, APIC_DEST_ALLBUT | APIC_DM_FIXED | WAKE_VECTOR);
+}
+
+/* vCPU 0 alone waits for the last barrier. */
+static void wake_sender(void)
+{
+	x2apic_write_reg(APIC_ICR, ((u64)SENDER << 32) | APIC_DEST_PHYSICAL |
+			 APIC_DM_FIXED | WAKE_VECTOR);
+}
+
+static void halt(void)
+{
+	asm volatile("sti; hlt; cli" ::: "memory");
 }
 
 static void wait_round(u64 *arr, u64 r)
@@ -566,7 +605,7 @@ static void wait_round(u64 *arr, u64 r)
 
 	for (i = 0; i < NR_VCPUS; i++) {
 		while (READ_ONCE(arr[i]) != r)
-			cpu_relax();
+			halt();
 	}
 }
 
@@ -574,7 +613,7 @@ static void wait_round(u64 *arr, u64 r)
  * Each round, every vCPU makes the hypercall the host prepared for it, if
  * any, and then waits for the others.  A vCPU that runs guest code after a
  * hypercall returned has processed the KVM_REQ_HV_TLB_FLUSH it got from it:
- * the request kicks the vCPU out of the guest and waits for that, and it is
+ * the request kicks the vCPU out of the guest (or finds it halted) and is
  * serviced before the vCPU enters the guest again.  So once vCPU 0 has seen
  * every vCPU pass the barrier, all flushes of the round are done.
  */
@@ -589,6 +628,10 @@ static void guest_code(void)
 		;
 	GUEST_ASSERT(idx < NR_VCPUS);
 	job = &jobs[idx];
+	x2apic_enable();
+	x2apic_write_reg(APIC_TDCR, APIC_TDCR_DIV_1);
+	x2apic_write_reg(APIC_LVTT, APIC_LVT_TIMER_PERIODIC | WAKE_VECTOR);
+	x2apic_write_reg(APIC_TMICT, WAKE_TICK_NS);
 
 	if (idx == SENDER) {
 		wrmsr(HV_X64_MSR_GUEST_OS_ID, HYPERV_LINUX_OS_ID);
@@ -599,13 +642,16 @@ static void guest_code(void)
 	}
 
 	for (r = 1;; r++) {
+		if (idx == SENDER)
+			wake_others();
 		while (READ_ONCE(rsync.round) < r)
-			cpu_relax();
+			halt();
 
 		if (READ_ONCE(job->park)) {
 			/* The host holds this vCPU until all calls are made. */
 			GUEST_SYNC(r);
 		} else if (READ_ONCE(job->control)) {
+			/* Written by the host: wait for it without an IPI. */
 			for (i = 0; i < NR_VCPUS; i++) {
 				if (READ_ONCE(jobs[i].park)) {
 					while (READ_ONCE(rsync.parked[i]) != r)
@@ -624,11 +670,14 @@ static void guest_code(void)
 		}
 
 		WRITE_ONCE(rsync.issued[idx], r);
+		wake_others();
 		wait_round(rsync.issued, r);
 		WRITE_ONCE(rsync.seen[idx], r);
 		if (idx == SENDER) {
 			wait_round(rsync.seen, r);
 			GUEST_SYNC(r);
+		} else {
+			wake_sender();
 		}
 	}
 }
@@ -907,15 +956,40 @@ static int cmp_obs(const void *a, const void *b)
 	return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
+/* Events the oracle read, for the fuzzer's summary. */
+static unsigned long oracle_events;
+
+/* The events the oracle reads, and where their arguments are. */
+enum {
+	EV_GVA, EV_GUEST, EV_CURRENT, EV_ALL, EV_HV_RET, EV_HYPERCALL, EV_ENTRY,
+	EV_VMENTER, EV_VMEXIT_INJECT, NR_EVENTS
+};
+
+static int ev_id[NR_EVENTS];
+static int gva_off, ret_off;
+
+static void oracle_ids(void)
+{
+	static const char * const name[NR_EVENTS][2] = {
+		{ NULL, KP_GVA }, { NULL, KP_GUEST }, { NULL, KP_CURRENT },
+		{ NULL, KP_ALL }, { NULL, KP_HV_RET }, { "kvm", "kvm_hv_hypercall" },
+		{ "kvm", "kvm_entry" }, { "kvm", "kvm_nested_vmenter" },
+		{ "kvm", "kvm_nested_vmexit_inject" },
+	};
+	int i;
+
+	for (i = 0; i < NR_EVENTS; i++)
+		ev_id[i] = kprobe_trace_event_id(name[i][0], name[i][1]);
+	gva_off = kprobe_trace_field(NULL, KP_GVA, "gva");
+	ret_off = kprobe_trace_field(NULL, KP_HV_RET, "ret");
+}
+
 static void oracle_read(struct vcpu_obs *obs)
 {
-	char *line = NULL, event[64];
-	const char *args, *p;
-	size_t len = 0;
+	struct kprobe_trace_event *ev;
+	size_t nr, n;
 	long seq = 0;
-	pid_t pid;
-	FILE *f;
-	int i, l;
+	int i, l, e;
 
 	/* Every round starts, and ends, with each vCPU in L1. */
 	for (i = 0; i < NR_VCPUS; i++) {
@@ -924,45 +998,48 @@ static void oracle_read(struct vcpu_obs *obs)
 		obs[i].hypercall = -1;
 	}
 
-	f = kprobe_trace_open();
-	while (getline(&line, &len, f) > 0) {
-		args = kprobe_trace_parse(line, &pid, event, sizeof(event));
-		if (!args)
-			continue;
-		for (i = 0; i < NR_VCPUS && vcpu_tid[i] != pid; i++)
+	nr = kprobe_trace_read(&ev);
+	oracle_events += nr;
+	for (n = 0; n < nr; n++) {
+		for (i = 0; i < NR_VCPUS && vcpu_tid[i] != ev[n].pid; i++)
 			;
 		if (i == NR_VCPUS)
 			continue;
+		for (e = 0; e < NR_EVENTS && ev_id[e] != ev[n].id; e++)
+			;
 		seq++;
-		if (!strcmp(event, KP_GVA)) {
-			p = strstr(args, " gva=");
-			TEST_ASSERT(p, "Malformed trace line: %s", line);
-			obs_add(&obs[i], strtoull(p + 5, NULL, 0), seq);
-		} else if (!strcmp(event, KP_GUEST) || !strcmp(event, KP_CURRENT) ||
-			   !strcmp(event, KP_ALL)) {
+		switch (e) {
+		case EV_GVA:
+			obs_add(&obs[i], *(const u64 *)((const char *)ev[n].data + gva_off), seq);
+			break;
+		case EV_GUEST:
+		case EV_CURRENT:
+		case EV_ALL:
 			obs[i].full_pending[obs[i].level] = true;
-		} else if (!strcmp(event, "kvm_entry")) {
+			break;
+		case EV_ENTRY:
 			l = obs[i].level;
 			seq_add(&obs[i].entries[l], seq);
 			if (obs[i].full_pending[l])
 				seq_add(&obs[i].fulls[l], seq);
 			obs[i].full_pending[l] = false;
-		} else if (!strcmp(event, "kvm_nested_vmenter")) {
+			break;
+		case EV_VMENTER:
 			obs[i].level = 1;
-		} else if (!strcmp(event, "kvm_nested_vmexit_inject")) {
+			break;
+		case EV_VMEXIT_INJECT:
 			obs[i].level = 0;
-		} else if (!strcmp(event, KP_HV_RET)) {
-			p = strstr(args, " ret=");
-			TEST_ASSERT(p, "Malformed trace line: %s", line);
-			if (strtol(p + 5, NULL, 0))
+			break;
+		case EV_HV_RET:
+			if (*(const s32 *)((const char *)ev[n].data + ret_off))
 				obs[i].last_fallback = seq;
-		} else if (!strcmp(event, "kvm_hv_hypercall")) {
+			break;
+		case EV_HYPERCALL:
 			obs[i].hypercall = seq;
 			obs[i].hypercall_level = obs[i].level;
+			break;
 		}
 	}
-	free(line);
-	fclose(f);
 	/* Not entered since: in effect at an entry after everything read. */
 	for (i = 0; i < NR_VCPUS; i++) {
 		for (l = 0; l < 2; l++) {
@@ -1218,16 +1295,32 @@ static enum verdict judge_vcpu(const struct round *rd, const struct call_model *
 	return exact ? EXACT : SUPERSET;
 }
 
+/* Where the rounds' time goes, for the fuzzer's summary. */
+enum { PH_SETUP, PH_GUEST, PH_ORACLE, PH_JUDGE, NR_PHASES };
+static double phase_secs[NR_PHASES];
+
+/* Adds the time since *@t to @phase, and restarts *@t. */
+static void phase_lap(int phase, struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	phase_secs[phase] += (now.tv_sec - t->tv_sec) + (now.tv_nsec - t->tv_nsec) / 1e9;
+	*t = now;
+}
+
 static void run_round(const struct round *rd, struct round_result *res)
 {
 	struct call_model m[NR_VCPUS];
 	struct vcpu_obs obs[NR_VCPUS];
+	struct timespec t;
 	unsigned long lost;
 	struct ucall uc;
 	enum verdict v;
 	u64 result;
 	int i;
 
+	clock_gettime(CLOCK_MONOTONIC, &t);
 	memset(res, 0, sizeof(*res));
 	round_nr++;
 	for (i = 0; i < NR_VCPUS; i++) {
@@ -1253,7 +1346,9 @@ static void run_round(const struct round *rd, struct round_result *res)
 	}
 
 	round_purge = rd->purge;
+	phase_lap(PH_SETUP, &t);
 	kprobe_trace_clear();
+	phase_lap(PH_ORACLE, &t);
 	__atomic_store_n(&host_sync->round, round_nr, __ATOMIC_SEQ_CST);
 
 	vcpu_run(vcpus[SENDER]);
@@ -1270,6 +1365,7 @@ static void run_round(const struct round *rd, struct round_result *res)
 		TEST_FAIL("Unknown ucall %lu", uc.cmd);
 	}
 
+	phase_lap(PH_GUEST, &t);
 	res->verdict = EXACT;
 	for (i = 0; i < NR_VCPUS; i++) {
 		if (!rd->active[i])
@@ -1285,6 +1381,7 @@ static void run_round(const struct round *rd, struct round_result *res)
 	lost = kprobe_trace_lost();
 	if (lost)
 		set_why(res, "the oracle lost %lu events", lost);
+	phase_lap(PH_ORACLE, &t);
 
 	for (i = 0; i < NR_VCPUS; i++) {
 		v = judge_vcpu(rd, m, obs, i, res);
@@ -1292,6 +1389,7 @@ static void run_round(const struct round *rd, struct round_result *res)
 			res->verdict = v;
 		obs_free(&obs[i]);
 	}
+	phase_lap(PH_JUDGE, &t);
 }
 
 static void case_to_round(const struct flush_case *c, struct round *rd)
@@ -1583,7 +1681,7 @@ static u64 fuzz_entry(void)
 		0, LO48_END + PAGE_SIZE, HI48_START, LO57_END + PAGE_SIZE,
 		HI57_START, NC_BOTH,
 	};
-	static const u64 extras[] = { 0, 1, 2, 3, 4, 7, 15, 16, 31, LAST };
+	static const u64 extras[] = { 0, 1, 2, 3, 4, 7, 15, 16, 31 };
 	u64 base, extra;
 
 	switch (fuzz_below(10)) {
@@ -1604,11 +1702,22 @@ static u64 fuzz_entry(void)
 			base += PAGE_SIZE * fuzz_below(4);
 		break;
 	}
-	/* Mostly short ranges: crossing an edge takes only a few pages. */
-	if (fuzz_below(8))
-		extra = extras[fuzz_below(ARRAY_SIZE(extras))];
-	else
+	/*
+	 * Mostly short ranges: crossing an edge takes only a few pages, and
+	 * every page flushed costs the oracle an event.  A whole 4096-page
+	 * range, or one of random length, in 1 of 32 entries each.
+	 */
+	switch (fuzz_below(32)) {
+	case 0:
+		extra = LAST;
+		break;
+	case 1:
 		extra = fuzz_below(LAST + 1);
+		break;
+	default:
+		extra = extras[fuzz_below(ARRAY_SIZE(extras))];
+		break;
+	}
 	return RANGE(base, extra);
 }
 
@@ -1846,6 +1955,9 @@ static void fuzz(u64 seed, long rounds, long min_calls, long min_secs)
 			}
 		}
 	}
+	ksft_print_msg("fuzzer: setup/guest/oracle/judging: %.1f/%.1f/%.1f/%.1f s, %lu events\n",
+		       phase_secs[PH_SETUP], phase_secs[PH_GUEST], phase_secs[PH_ORACLE],
+		       phase_secs[PH_JUDGE], oracle_events);
 	ksft_print_msg("verdicts: exact %d, superset %d, wrong %d\n",
 		       verdicts[EXACT], verdicts[SUPERSET], verdicts[WRONG]);
 	ksft_test_result(!first_calls, "fuzz_seed_%lu\n", seed);
@@ -1927,6 +2039,7 @@ int main(int argc, char *argv[])
 	ksft_set_plan(fuzz_rounds ? 1 : ARRAY_SIZE(cases));
 
 	vm = vm_create_with_vcpus(NR_VCPUS, guest_code, vcpus);
+	vm_install_exception_handler(vm, WAKE_VECTOR, wake_handler);
 	/* The guest's own paging mode does not change what KVM flushes. */
 	vcpu_sregs_get(vcpus[0], &sregs);
 	ksft_print_msg("guest paging: CR4.LA57=%d\n", !!(sregs.cr4 & X86_CR4_LA57));
@@ -1990,6 +2103,7 @@ int main(int argc, char *argv[])
 	why = kprobe_trace_set_pids(vcpu_tid, NR_VCPUS);
 	if (why)
 		ksft_exit_fail_msg("oracle unavailable: %s\n", why);
+	oracle_ids();
 
 	if (fuzz_rounds) {
 		fuzz(fuzz_seed, fuzz_rounds, fuzz_calls, fuzz_secs);
