@@ -966,6 +966,8 @@ enum {
 };
 
 static int ev_id[NR_EVENTS];
+/* Per event, and NR_EVENTS for any other, for the fuzzer's summary. */
+static unsigned long ev_count[NR_EVENTS + 1];
 static int gva_off, ret_off;
 
 static void oracle_ids(void)
@@ -1007,6 +1009,7 @@ static void oracle_read(struct vcpu_obs *obs)
 			continue;
 		for (e = 0; e < NR_EVENTS && ev_id[e] != ev[n].id; e++)
 			;
+		ev_count[e]++;
 		seq++;
 		switch (e) {
 		case EV_GVA:
@@ -1296,7 +1299,7 @@ static enum verdict judge_vcpu(const struct round *rd, const struct call_model *
 }
 
 /* Where the rounds' time goes, for the fuzzer's summary. */
-enum { PH_SETUP, PH_GUEST, PH_ORACLE, PH_JUDGE, NR_PHASES };
+enum { PH_SETUP, PH_GUEST, PH_CLEAR, PH_READ, PH_LOST, PH_JUDGE, NR_PHASES };
 static double phase_secs[NR_PHASES];
 
 /* Adds the time since *@t to @phase, and restarts *@t. */
@@ -1348,7 +1351,7 @@ static void run_round(const struct round *rd, struct round_result *res)
 	round_purge = rd->purge;
 	phase_lap(PH_SETUP, &t);
 	kprobe_trace_clear();
-	phase_lap(PH_ORACLE, &t);
+	phase_lap(PH_CLEAR, &t);
 	__atomic_store_n(&host_sync->round, round_nr, __ATOMIC_SEQ_CST);
 
 	vcpu_run(vcpus[SENDER]);
@@ -1378,10 +1381,11 @@ static void run_round(const struct round *rd, struct round_result *res)
 	}
 
 	oracle_read(obs);
+	phase_lap(PH_READ, &t);
 	lost = kprobe_trace_lost();
 	if (lost)
 		set_why(res, "the oracle lost %lu events", lost);
-	phase_lap(PH_ORACLE, &t);
+	phase_lap(PH_LOST, &t);
 
 	for (i = 0; i < NR_VCPUS; i++) {
 		v = judge_vcpu(rd, m, obs, i, res);
@@ -1955,9 +1959,16 @@ static void fuzz(u64 seed, long rounds, long min_calls, long min_secs)
 			}
 		}
 	}
-	ksft_print_msg("fuzzer: setup/guest/oracle/judging: %.1f/%.1f/%.1f/%.1f s, %lu events\n",
-		       phase_secs[PH_SETUP], phase_secs[PH_GUEST], phase_secs[PH_ORACLE],
-		       phase_secs[PH_JUDGE], oracle_events);
+	ksft_print_msg("fuzzer: setup/guest/oracle/judging: %.1f/%.1f/%.1f/%.1f s, %lu events; oracle: clear %.2f, read %.2f, loss counters %.2f s\n",
+		       phase_secs[PH_SETUP], phase_secs[PH_GUEST],
+		       phase_secs[PH_CLEAR] + phase_secs[PH_READ] + phase_secs[PH_LOST],
+		       phase_secs[PH_JUDGE], oracle_events,
+		       phase_secs[PH_CLEAR], phase_secs[PH_READ], phase_secs[PH_LOST]);
+	ksft_print_msg("fuzzer: events: %lu GVA flushes, %lu full flushes, %lu VM entries, %lu hypercalls, %lu other\n",
+		       ev_count[EV_GVA], ev_count[EV_GUEST] + ev_count[EV_CURRENT] + ev_count[EV_ALL],
+		       ev_count[EV_ENTRY], ev_count[EV_HYPERCALL],
+		       ev_count[EV_HV_RET] + ev_count[EV_VMENTER] + ev_count[EV_VMEXIT_INJECT] +
+		       ev_count[NR_EVENTS]);
 	ksft_print_msg("verdicts: exact %d, superset %d, wrong %d\n",
 		       verdicts[EXACT], verdicts[SUPERSET], verdicts[WRONG]);
 	ksft_test_result(!first_calls, "fuzz_seed_%lu\n", seed);

@@ -32,6 +32,10 @@ static char suffix[16];
 static unsigned long probe_misses[MAX_PROBES];
 static int nr_probes;
 static unsigned long lost_base;
+/* The counters kprobe_trace_lost() read last, if no clear came since. */
+static bool lost_read;
+static unsigned long lost_rb, lost_misses[MAX_PROBES];
+
 static bool registered;
 static char why[512];
 
@@ -240,6 +244,7 @@ void kprobe_trace_exit(void)
 	cleanup();
 	instance[0] = '\0';
 	nr_probes = 0;
+	lost_read = false;
 	clean_cmds[0] = '\0';
 }
 
@@ -591,8 +596,18 @@ void kprobe_trace_clear(void)
 	struct kprobe_trace_event *e;
 
 	kprobe_trace_read(&e);
-	lost_base = ring_buffer_lost();
-	probes_missed(probe_misses);
+	/*
+	 * Counting anew from the last kprobe_trace_lost() saves reading the
+	 * counters again; a loss in between counts for the next reader.
+	 */
+	if (lost_read) {
+		lost_base = lost_rb;
+		memcpy(probe_misses, lost_misses, sizeof(probe_misses));
+	} else {
+		lost_base = ring_buffer_lost();
+		probes_missed(probe_misses);
+	}
+	lost_read = false;
 }
 
 static int read_event_file(const char *system, const char *event, const char *file,
@@ -641,9 +656,12 @@ unsigned long kprobe_trace_lost(void)
 	unsigned long now[MAX_PROBES] = {}, lost;
 	int i;
 
-	lost = ring_buffer_lost() - lost_base;
+	lost_rb = ring_buffer_lost();
+	lost = lost_rb - lost_base;
 	probes_missed(now);
 	for (i = 0; i < nr_probes; i++)
 		lost += now[i] - probe_misses[i];
+	memcpy(lost_misses, now, sizeof(lost_misses));
+	lost_read = true;
 	return lost;
 }

@@ -51,7 +51,11 @@ const char *kprobe_trace_enable_event(const char *system, const char *event);
 /* Record only events of these threads. */
 const char *kprobe_trace_set_pids(const pid_t *pids, int nr_pids);
 
-/* Drop the recorded events and start counting losses anew. */
+/*
+ * Drop the recorded events and start counting losses anew: from the
+ * counters the last kprobe_trace_lost() read, if it came after the last
+ * clear, so that no loss goes uncounted.
+ */
 void kprobe_trace_clear(void);
 
 /*
