@@ -29,8 +29,8 @@ SEED=${SEED:-20261202}
 run() {
 	local mods=$1 rounds=$2 calls=${3:-0} secs=${4:-0} rc=0 limit
 	msg "fuzzer: at least $rounds rounds, $calls hypercalls and $secs s; seed $SEED, $mods modules, CPU=${CPU:-48}"
-	# QEMU TCG: 170-300 hypercalls and 100-190 rounds a second (both
-	# cores busy); a quarter of that is still fine.  Bochs (HOST=intel)
+	# QEMU TCG: 110-300 hypercalls (1.6 a round) a second, as busy as the
+	# 2 cores are with other jobs; 50 a second is still fine.  Bochs (HOST=intel)
 	# keeps the old bound for about 20 hypercalls a second: not measured
 	# since the fuzzer's speed-up.
 	if [ "${HOST:-amd}" = intel ]; then
