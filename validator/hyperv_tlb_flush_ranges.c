@@ -47,6 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "apic.h"
 #include "kvm_util.h"
 #include "processor.h"
 #include "hyperv.h"
@@ -474,16 +475,32 @@ struct hcall_job {
 	bool l2;
 };
 
+/*
+ * The fuzzer runs up to BATCH rounds per guest entry: the host prepares
+ * rounds first .. last in jobs[0 .. last - first] and vCPU 0 starts each
+ * next round itself once every vCPU is through the last one.  The oracle
+ * reads the trace once per batch and splits it by the rounds' hypercalls:
+ * every flush of a round is done before the next round's first call.
+ */
+#define BATCH		16
+#define INPUT_SLOT	1
+#define INPUT_AREA	0x10000000ULL
+#define INPUT_AREA_PAGES	(BATCH * NR_VCPUS * INPUT_PAGES)
+
 struct round_sync {
 	u64 round;
+	u64 first, last;
 	u64 parked[NR_VCPUS];
 	u64 issued[NR_VCPUS];
 	u64 seen[NR_VCPUS];
 };
 
-static struct hcall_job jobs[NR_VCPUS];
+static struct hcall_job jobs[BATCH][NR_VCPUS];
 static struct round_sync rsync;
-static u64 input_gva[NR_VCPUS];
+static u64 input_gva[BATCH][NR_VCPUS];
+/* vCPU 0's job of the round and its input, for its L2. */
+static struct hcall_job *l2_job;
+static u64 l2_input;
 static u64 hypercall_page_gpa;
 static struct svm_test_data *svm;
 static struct vmx_pages *vmx;
@@ -494,11 +511,12 @@ static unsigned long l2_stack[256];
 /* vCPU 0's nested guest makes a hypercall each time L1 runs it. */
 static void l2_guest_code(void)
 {
-	struct hcall_job *job = &jobs[SENDER];
+	struct hcall_job *job;
 
 	for (;;) {
+		job = READ_ONCE(l2_job);
 		if (job->control & HV_HYPERCALL_FAST_BIT)
-			hyperv_write_xmm_input((void *)input_gva[SENDER] + 16, XMM_REGS);
+			hyperv_write_xmm_input((void *)l2_input + 16, XMM_REGS);
 		job->vector = __hyperv_hypercall(job->control, job->input,
 						 job->output, &job->result);
 		if (vmx)
@@ -555,8 +573,46 @@ static void l2_hypercall(void)
 		return;
 	}
 	run_guest(svm->vmcb, svm->vmcb_gpa);
+	/* #VMEXIT clears GIF, which would hold off the wakeup IPIs. */
+	asm volatile("stgi");
 	GUEST_ASSERT_EQ(svm->vmcb->control.exit_code, SVM_EXIT_VMMCALL);
 	svm->vmcb->save.rip += 3;
+}
+
+/*
+ * vCPUs that wait for each other halt, and whoever makes progress wakes the
+ * others with an IPI: under an emulator with one host thread, a spinning
+ * vCPU would take the emulated CPU from the ones that have work to do.
+ * Interrupts are off but while halted; an IPI that arrives earlier stays
+ * pending and ends the next HLT at once.  Under QEMU TCG a halted vCPU
+ * still missed its IPI about once in 10,000 rounds, so a periodic APIC
+ * timer on the same vector ends every halt within WAKE_TICK_NS as well.
+ */
+#define WAKE_VECTOR	0x40
+#define WAKE_TICK_NS	10000000
+/* KVM: the APIC timer counts at 1 GHz by default; 0xb divides by 1. */
+#define APIC_TDCR_DIV_1	0xb
+
+static void wake_handler(struct ex_regs *regs)
+{
+	x2apic_write_reg(APIC_EOI, 0);
+}
+
+static void wake_others(void)
+{
+	x2apic_write_reg(APIC_ICR, APIC_DEST_ALLBUT | APIC_DM_FIXED | WAKE_VECTOR);
+}
+
+/* vCPU 0 alone waits for the last barrier. */
+static void wake_sender(void)
+{
+	x2apic_write_reg(APIC_ICR, ((u64)SENDER << 32) | APIC_DEST_PHYSICAL |
+			 APIC_DM_FIXED | WAKE_VECTOR);
+}
+
+static void halt(void)
+{
+	asm volatile("sti; hlt; cli" ::: "memory");
 }
 
 static void wait_round(u64 *arr, u64 r)
@@ -565,7 +621,7 @@ static void wait_round(u64 *arr, u64 r)
 
 	for (i = 0; i < NR_VCPUS; i++) {
 		while (READ_ONCE(arr[i]) != r)
-			cpu_relax();
+			halt();
 	}
 }
 
@@ -573,21 +629,24 @@ static void wait_round(u64 *arr, u64 r)
  * Each round, every vCPU makes the hypercall the host prepared for it, if
  * any, and then waits for the others.  A vCPU that runs guest code after a
  * hypercall returned has processed the KVM_REQ_HV_TLB_FLUSH it got from it:
- * the request kicks the vCPU out of the guest and waits for that, and it is
+ * the request kicks the vCPU out of the guest (or finds it halted) and is
  * serviced before the vCPU enters the guest again.  So once vCPU 0 has seen
  * every vCPU pass the barrier, all flushes of the round are done.
  */
 static void guest_code(void)
 {
 	u32 vp = rdmsr(HV_X64_MSR_VP_INDEX);
-	struct hcall_job *job;
+	struct hcall_job *job, *round_jobs;
 	int idx, i;
-	u64 r;
+	u64 r, input;
 
 	for (idx = 0; idx < NR_VCPUS && vp_index[idx] != vp; idx++)
 		;
 	GUEST_ASSERT(idx < NR_VCPUS);
-	job = &jobs[idx];
+	x2apic_enable();
+	x2apic_write_reg(APIC_TDCR, APIC_TDCR_DIV_1);
+	x2apic_write_reg(APIC_LVTT, APIC_LVT_TIMER_PERIODIC | WAKE_VECTOR);
+	x2apic_write_reg(APIC_TMICT, WAKE_TICK_NS);
 
 	if (idx == SENDER) {
 		wrmsr(HV_X64_MSR_GUEST_OS_ID, HYPERV_LINUX_OS_ID);
@@ -598,36 +657,49 @@ static void guest_code(void)
 	}
 
 	for (r = 1;; r++) {
+		if (idx == SENDER)
+			wake_others();
 		while (READ_ONCE(rsync.round) < r)
-			cpu_relax();
+			halt();
+		round_jobs = jobs[r - READ_ONCE(rsync.first)];
+		input = input_gva[r - READ_ONCE(rsync.first)][idx];
+		job = &round_jobs[idx];
 
 		if (READ_ONCE(job->park)) {
 			/* The host holds this vCPU until all calls are made. */
 			GUEST_SYNC(r);
 		} else if (READ_ONCE(job->control)) {
+			/* Written by the host: wait for it without an IPI. */
 			for (i = 0; i < NR_VCPUS; i++) {
-				if (READ_ONCE(jobs[i].park)) {
+				if (READ_ONCE(round_jobs[i].park)) {
 					while (READ_ONCE(rsync.parked[i]) != r)
 						cpu_relax();
 				}
 			}
 			if (READ_ONCE(job->l2)) {
+				WRITE_ONCE(l2_job, job);
+				WRITE_ONCE(l2_input, input);
 				l2_hypercall();
 			} else {
 				if (job->control & HV_HYPERCALL_FAST_BIT)
-					hyperv_write_xmm_input((void *)input_gva[idx] + 16,
-							       XMM_REGS);
+					hyperv_write_xmm_input((void *)input + 16, XMM_REGS);
 				job->vector = __hyperv_hypercall(job->control, job->input,
 								 job->output, &job->result);
 			}
 		}
 
 		WRITE_ONCE(rsync.issued[idx], r);
+		wake_others();
 		wait_round(rsync.issued, r);
 		WRITE_ONCE(rsync.seen[idx], r);
 		if (idx == SENDER) {
 			wait_round(rsync.seen, r);
-			GUEST_SYNC(r);
+			if (r == READ_ONCE(rsync.last))
+				GUEST_SYNC(r);
+			else
+				WRITE_ONCE(rsync.round, r + 1);
+		} else {
+			wake_sender();
 		}
 	}
 }
@@ -636,11 +708,14 @@ static void guest_code(void)
 static struct kvm_vm *vm;
 static struct kvm_vcpu *vcpus[NR_VCPUS];
 static pid_t vcpu_tid[NR_VCPUS];
-static struct hcall_job *host_jobs;
+static struct hcall_job (*host_jobs)[NR_VCPUS];
 static struct round_sync *host_sync;
-static u64 *input_hva[NR_VCPUS];
+static u64 *input_hva[BATCH][NR_VCPUS];
+static u64 input_gpa[BATCH][NR_VCPUS];
 static u64 round_nr;
-static u8 round_purge;
+/* The first round of the batch that runs, and what each round purges. */
+static u64 batch_first;
+static u8 round_purge[BATCH];
 static int va_bits;
 
 static u8 vp_set_banks(u8 targets, u64 *valid_bank_mask, u64 *banks)
@@ -907,72 +982,140 @@ static int cmp_obs(const void *a, const void *b)
 	return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
-static void oracle_read(struct vcpu_obs *obs)
-{
-	char *line = NULL, event[64];
-	const char *args, *p;
-	size_t len = 0;
-	long seq = 0;
-	pid_t pid;
-	FILE *f;
-	int i, l;
+/* Events the oracle read, for the fuzzer's summary. */
+static unsigned long oracle_events;
 
-	/* Every round starts, and ends, with each vCPU in L1. */
+/* The events the oracle reads, and where their arguments are. */
+enum {
+	EV_GVA, EV_GUEST, EV_CURRENT, EV_ALL, EV_HV_RET, EV_HYPERCALL, EV_ENTRY,
+	EV_VMENTER, EV_VMEXIT_INJECT, NR_EVENTS
+};
+
+static int ev_id[NR_EVENTS];
+/* Per event, and NR_EVENTS for any other, for the fuzzer's summary. */
+static unsigned long ev_count[NR_EVENTS + 1];
+static int gva_off, ret_off;
+
+static void oracle_ids(void)
+{
+	static const char * const name[NR_EVENTS][2] = {
+		{ NULL, KP_GVA }, { NULL, KP_GUEST }, { NULL, KP_CURRENT },
+		{ NULL, KP_ALL }, { NULL, KP_HV_RET }, { "kvm", "kvm_hv_hypercall" },
+		{ "kvm", "kvm_entry" }, { "kvm", "kvm_nested_vmenter" },
+		{ "kvm", "kvm_nested_vmexit_inject" },
+	};
+	int i;
+
+	for (i = 0; i < NR_EVENTS; i++)
+		ev_id[i] = kprobe_trace_event_id(name[i][0], name[i][1]);
+	gva_off = kprobe_trace_field(NULL, KP_GVA, "gva");
+	ret_off = kprobe_trace_field(NULL, KP_HV_RET, "ret");
+}
+
+static void obs_init(struct vcpu_obs *obs)
+{
+	int i;
+
+	/* Every batch starts, and ends, with each vCPU in L1. */
 	for (i = 0; i < NR_VCPUS; i++) {
 		memset(&obs[i], 0, sizeof(obs[i]));
 		obs[i].last_fallback = -1;
 		obs[i].hypercall = -1;
 	}
+}
 
-	f = kprobe_trace_open();
-	while (getline(&line, &len, f) > 0) {
-		args = kprobe_trace_parse(line, &pid, event, sizeof(event));
-		if (!args)
-			continue;
-		for (i = 0; i < NR_VCPUS && vcpu_tid[i] != pid; i++)
+static void obs_end(struct vcpu_obs *obs, long seq)
+{
+	int i, l;
+
+	for (i = 0; i < NR_VCPUS; i++) {
+		/* Not entered since: in effect at an entry after everything read. */
+		for (l = 0; l < 2; l++) {
+			if (obs[i].full_pending[l])
+				seq_add(&obs[i].fulls[l], seq + 1);
+		}
+		qsort(obs[i].gva, obs[i].nr, sizeof(*obs[i].gva), cmp_obs);
+	}
+}
+
+/*
+ * The events of a batch of @nr_rounds rounds, round k's into obs[k][]:
+ * round k + 1 begins with the hypercall after round k's @calls[k] ones.
+ * Returns false if the hypercalls seen were not the @calls expected.
+ */
+static bool oracle_read(struct vcpu_obs (*obs_batch)[NR_VCPUS], const int *calls,
+			int nr_rounds)
+{
+	struct vcpu_obs *obs = obs_batch[0];
+	struct kprobe_trace_event *ev;
+	int i, l, e, k = 0, seen = 0;
+	size_t nr, n;
+	long seq = 0;
+
+	for (k = 0; k < nr_rounds; k++)
+		obs_init(obs_batch[k]);
+	k = 0;
+
+	nr = kprobe_trace_read(&ev);
+	oracle_events += nr;
+	for (n = 0; n < nr; n++) {
+		for (i = 0; i < NR_VCPUS && vcpu_tid[i] != ev[n].pid; i++)
 			;
 		if (i == NR_VCPUS)
 			continue;
+		for (e = 0; e < NR_EVENTS && ev_id[e] != ev[n].id; e++)
+			;
+		ev_count[e]++;
 		seq++;
-		if (!strcmp(event, KP_GVA)) {
-			p = strstr(args, " gva=");
-			TEST_ASSERT(p, "Malformed trace line: %s", line);
-			obs_add(&obs[i], strtoull(p + 5, NULL, 0), seq);
-		} else if (!strcmp(event, KP_GUEST) || !strcmp(event, KP_CURRENT) ||
-			   !strcmp(event, KP_ALL)) {
+		if (e == EV_HYPERCALL && seen == calls[k]) {
+			/* The next round's first call: this round is complete. */
+			if (k + 1 == nr_rounds)
+				return false;
+			obs_end(obs, seq - 1);
+			/*
+			 * vCPU 0 may have entered L2 for this call already:
+			 * the levels go on from the last round's events.
+			 */
+			for (l = 0; l < NR_VCPUS; l++)
+				obs_batch[k + 1][l].level = obs[l].level;
+			obs = obs_batch[++k];
+			seen = 0;
+		}
+		switch (e) {
+		case EV_GVA:
+			obs_add(&obs[i], *(const u64 *)((const char *)ev[n].data + gva_off), seq);
+			break;
+		case EV_GUEST:
+		case EV_CURRENT:
+		case EV_ALL:
 			obs[i].full_pending[obs[i].level] = true;
-		} else if (!strcmp(event, "kvm_entry")) {
+			break;
+		case EV_ENTRY:
 			l = obs[i].level;
 			seq_add(&obs[i].entries[l], seq);
 			if (obs[i].full_pending[l])
 				seq_add(&obs[i].fulls[l], seq);
 			obs[i].full_pending[l] = false;
-		} else if (!strcmp(event, "kvm_nested_vmenter")) {
+			break;
+		case EV_VMENTER:
 			obs[i].level = 1;
-		} else if (!strcmp(event, "kvm_nested_vmexit_inject")) {
+			break;
+		case EV_VMEXIT_INJECT:
 			obs[i].level = 0;
-		} else if (!strcmp(event, KP_HV_RET)) {
-			p = strstr(args, " ret=");
-			TEST_ASSERT(p, "Malformed trace line: %s", line);
-			if (strtol(p + 5, NULL, 0))
+			break;
+		case EV_HV_RET:
+			if (*(const s32 *)((const char *)ev[n].data + ret_off))
 				obs[i].last_fallback = seq;
-		} else if (!strcmp(event, "kvm_hv_hypercall")) {
+			break;
+		case EV_HYPERCALL:
+			seen++;
 			obs[i].hypercall = seq;
 			obs[i].hypercall_level = obs[i].level;
+			break;
 		}
 	}
-	free(line);
-	fclose(f);
-	/* Not entered since: in effect at an entry after everything read. */
-	for (i = 0; i < NR_VCPUS; i++) {
-		for (l = 0; l < 2; l++) {
-			if (obs[i].full_pending[l])
-				seq_add(&obs[i].fulls[l], seq + 1);
-		}
-	}
-
-	for (i = 0; i < NR_VCPUS; i++)
-		qsort(obs[i].gva, obs[i].nr, sizeof(*obs[i].gva), cmp_obs);
+	obs_end(obs, seq);
+	return k + 1 == nr_rounds && seen == calls[k];
 }
 
 static bool is_canonical(u64 gva)
@@ -1218,43 +1361,76 @@ static enum verdict judge_vcpu(const struct round *rd, const struct call_model *
 	return exact ? EXACT : SUPERSET;
 }
 
-static void run_round(const struct round *rd, struct round_result *res)
+/* Where the rounds' time goes, for the fuzzer's summary. */
+enum { PH_SETUP, PH_GUEST, PH_CLEAR, PH_READ, PH_LOST, PH_JUDGE, NR_PHASES };
+static double phase_secs[NR_PHASES];
+
+/* Adds the time since *@t to @phase, and restarts *@t. */
+static void phase_lap(int phase, struct timespec *t)
 {
-	struct call_model m[NR_VCPUS];
-	struct vcpu_obs obs[NR_VCPUS];
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	phase_secs[phase] += (now.tv_sec - t->tv_sec) + (now.tv_nsec - t->tv_nsec) / 1e9;
+	*t = now;
+}
+
+/*
+ * Run @nr rounds (at most BATCH) in one guest entry, read the trace once
+ * and judge each round on its own: @res[k] is round k's verdict.
+ */
+static void run_batch(struct round *const *rds, int nr, struct round_result *res)
+{
+	static struct vcpu_obs obs[BATCH][NR_VCPUS];
+	static struct call_model m[BATCH][NR_VCPUS];
+	int i, k, calls[BATCH];
+	const struct round *rd;
+	struct timespec t;
 	unsigned long lost;
 	struct ucall uc;
 	enum verdict v;
+	bool split;
 	u64 result;
-	int i;
 
-	memset(res, 0, sizeof(*res));
-	round_nr++;
-	for (i = 0; i < NR_VCPUS; i++) {
-		struct hcall_job *job = &host_jobs[i];
+	TEST_ASSERT(nr >= 1 && nr <= BATCH, "A batch of %d rounds", nr);
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	batch_first = round_nr + 1;
+	for (k = 0; k < nr; k++) {
+		rd = rds[k];
+		memset(&res[k], 0, sizeof(res[k]));
+		calls[k] = 0;
+		for (i = 0; i < NR_VCPUS; i++) {
+			struct hcall_job *job = &host_jobs[k][i];
 
-		job->park = rd->park & BIT(i);
-		job->l2 = rd->l2 & BIT(i);
-		job->control = 0;
-		job->result = -1;
-		job->vector = 0;
-		if (!rd->active[i])
-			continue;
-		model_round_call(rd, i, &m[i]);
-		memcpy(input_hva[i], rd->raw[i].d, sizeof(rd->raw[i].d));
-		if (rd->raw[i].control & HV_HYPERCALL_FAST_BIT) {
-			job->input = rd->raw[i].d[0];
-			job->output = rd->raw[i].d[1];
-		} else {
-			job->input = addr_gva2gpa(vm, input_gva[i]);
-			job->output = 0;
+			job->park = rd->park & BIT(i);
+			job->l2 = rd->l2 & BIT(i);
+			job->control = 0;
+			job->result = -1;
+			job->vector = 0;
+			if (!rd->active[i])
+				continue;
+			calls[k]++;
+			model_round_call(rd, i, &m[k][i]);
+			memcpy(input_hva[k][i], rd->raw[i].d, sizeof(rd->raw[i].d));
+			if (rd->raw[i].control & HV_HYPERCALL_FAST_BIT) {
+				job->input = rd->raw[i].d[0];
+				job->output = rd->raw[i].d[1];
+			} else {
+				job->input = input_gpa[k][i];
+				job->output = 0;
+			}
+			job->control = rd->raw[i].control;
 		}
-		job->control = rd->raw[i].control;
+		round_purge[k] = rd->purge;
 	}
+	round_nr += nr;
 
-	round_purge = rd->purge;
+	phase_lap(PH_SETUP, &t);
 	kprobe_trace_clear();
-	__atomic_store_n(&host_sync->round, round_nr, __ATOMIC_SEQ_CST);
+	phase_lap(PH_CLEAR, &t);
+	host_sync->first = batch_first;
+	host_sync->last = round_nr;
+	__atomic_store_n(&host_sync->round, batch_first, __ATOMIC_SEQ_CST);
 
 	vcpu_run(vcpus[SENDER]);
 	TEST_ASSERT_KVM_EXIT_REASON(vcpus[SENDER], KVM_EXIT_IO);
@@ -1270,28 +1446,47 @@ static void run_round(const struct round *rd, struct round_result *res)
 		TEST_FAIL("Unknown ucall %lu", uc.cmd);
 	}
 
-	res->verdict = EXACT;
-	for (i = 0; i < NR_VCPUS; i++) {
-		if (!rd->active[i])
-			continue;
-		result = host_jobs[i].result;
-		if (host_jobs[i].vector || (result & 0xffff) != m[i].status ||
-		    ((result >> HV_HYPERCALL_REP_COMP_OFFSET) & 0xfff) != m[i].reps)
-			set_why(res, "vCPU%d: vector %u, result 0x%lx; expected status %u, %u reps",
-				i, host_jobs[i].vector, result, m[i].status, m[i].reps);
+	phase_lap(PH_GUEST, &t);
+	for (k = 0; k < nr; k++) {
+		res[k].verdict = EXACT;
+		for (i = 0; i < NR_VCPUS; i++) {
+			if (!rds[k]->active[i])
+				continue;
+			result = host_jobs[k][i].result;
+			if (host_jobs[k][i].vector || (result & 0xffff) != m[k][i].status ||
+			    ((result >> HV_HYPERCALL_REP_COMP_OFFSET) & 0xfff) != m[k][i].reps)
+				set_why(&res[k], "vCPU%d: vector %u, result 0x%lx; expected status %u, %u reps",
+					i, host_jobs[k][i].vector, result, m[k][i].status,
+					m[k][i].reps);
+		}
 	}
 
-	oracle_read(obs);
+	split = oracle_read(obs, calls, nr);
+	phase_lap(PH_READ, &t);
 	lost = kprobe_trace_lost();
-	if (lost)
-		set_why(res, "the oracle lost %lu events", lost);
-
-	for (i = 0; i < NR_VCPUS; i++) {
-		v = judge_vcpu(rd, m, obs, i, res);
-		if (v > res->verdict)
-			res->verdict = v;
-		obs_free(&obs[i]);
+	for (k = 0; k < nr; k++) {
+		if (lost)
+			set_why(&res[k], "the oracle lost %lu events", lost);
+		if (!split)
+			set_why(&res[k], "the trace's hypercalls are not the batch's %d rounds' calls",
+				nr);
 	}
+	phase_lap(PH_LOST, &t);
+
+	for (k = 0; k < nr; k++) {
+		for (i = 0; i < NR_VCPUS; i++) {
+			v = judge_vcpu(rds[k], m[k], obs[k], i, &res[k]);
+			if (v > res[k].verdict)
+				res[k].verdict = v;
+			obs_free(&obs[k][i]);
+		}
+	}
+	phase_lap(PH_JUDGE, &t);
+}
+
+static void run_round(struct round *rd, struct round_result *res)
+{
+	run_batch(&rd, 1, res);
 }
 
 static void case_to_round(const struct flush_case *c, struct round *rd)
@@ -1379,6 +1574,7 @@ static void *vcpu_thread(void *arg)
 	struct kvm_vcpu *vcpu = arg;
 	struct ucall uc;
 	int i, old;
+	u64 slot;
 
 	WRITE_ONCE(vcpu_tid[vcpu->id], gettid());
 	pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &old);
@@ -1389,16 +1585,19 @@ static void *vcpu_thread(void *arg)
 		switch (get_ucall(vcpu, &uc)) {
 		case UCALL_SYNC:
 			/* Parked: hold the vCPU until every call was made. */
+			slot = uc.args[1] - batch_first;
+			TEST_ASSERT(slot < BATCH, "vCPU %u parked in round %lu, batch from %lu",
+				    vcpu->id, uc.args[1], batch_first);
 			__atomic_store_n(&host_sync->parked[vcpu->id], uc.args[1],
 					 __ATOMIC_SEQ_CST);
 			for (i = 0; i < NR_VCPUS; i++) {
-				if (!host_jobs[i].control || host_jobs[i].park)
+				if (!host_jobs[slot][i].control || host_jobs[slot][i].park)
 					continue;
 				while (__atomic_load_n(&host_sync->issued[i], __ATOMIC_SEQ_CST) !=
 				       uc.args[1])
 					usleep(100);
 			}
-			if (round_purge & BIT(vcpu->id))
+			if (round_purge[slot] & BIT(vcpu->id))
 				purge_tlb(vcpu);
 			break;
 		case UCALL_ABORT:
@@ -1583,7 +1782,7 @@ static u64 fuzz_entry(void)
 		0, LO48_END + PAGE_SIZE, HI48_START, LO57_END + PAGE_SIZE,
 		HI57_START, NC_BOTH,
 	};
-	static const u64 extras[] = { 0, 1, 2, 3, 4, 7, 15, 16, 31, LAST };
+	static const u64 extras[] = { 0, 1, 2, 3, 4, 7, 15, 16, 31 };
 	u64 base, extra;
 
 	switch (fuzz_below(10)) {
@@ -1604,17 +1803,29 @@ static u64 fuzz_entry(void)
 			base += PAGE_SIZE * fuzz_below(4);
 		break;
 	}
-	/* Mostly short ranges: crossing an edge takes only a few pages. */
-	if (fuzz_below(8))
-		extra = extras[fuzz_below(ARRAY_SIZE(extras))];
-	else
+	/*
+	 * Mostly short ranges: crossing an edge takes only a few pages, and
+	 * every page flushed costs the oracle an event.  A whole 4096-page
+	 * range, or one of random length, in 1 of 32 entries each.
+	 */
+	switch (fuzz_below(32)) {
+	case 0:
+		extra = LAST;
+		break;
+	case 1:
 		extra = fuzz_below(LAST + 1);
+		break;
+	default:
+		extra = extras[fuzz_below(ARRAY_SIZE(extras))];
+		break;
+	}
 	return RANGE(base, extra);
 }
 
-static u64 fuzz_entries[NR_VCPUS][64];
+/* The entries of each batch slot's calls. */
+static u64 fuzz_entries[BATCH][NR_VCPUS][64];
 
-static void fuzz_call(int sender, struct flush_call *c)
+static void fuzz_call(int slot, int sender, struct flush_call *c)
 {
 	static const u16 codes[] = { LIST, LIST, LIST_EX, LIST_EX, SPACE, SPACE_EX };
 	u16 reps;
@@ -1660,9 +1871,9 @@ static void fuzz_call(int sender, struct flush_call *c)
 		break;
 	}
 	for (i = 0; i < reps && i < 64; i++)
-		fuzz_entries[sender][i] = fuzz_entry();
+		fuzz_entries[slot][sender][i] = fuzz_entry();
 	/* Long lists are never read by KVM; repeat the last entry. */
-	c->entries = fuzz_entries[sender];
+	c->entries = fuzz_entries[slot][sender];
 	c->nr = min_t(int, reps, 64);
 	c->reps = reps;
 }
@@ -1689,21 +1900,27 @@ struct fuzz_round {
 	u8 purge;
 };
 
-static enum verdict fuzz_run(const struct fuzz_round *f, struct round_result *res)
+static void fuzz_encode(const struct fuzz_round *f, struct round *rd)
 {
 	int i;
 
-	memset(scratch, 0, sizeof(*scratch));
-	scratch->park = f->park;
-	scratch->purge = f->purge;
+	memset(rd, 0, sizeof(*rd));
+	rd->park = f->park;
+	rd->purge = f->purge;
 	for (i = 0; i < NR_VCPUS; i++) {
-		scratch->active[i] = f->active[i];
+		rd->active[i] = f->active[i];
 		if (!f->active[i])
 			continue;
 		if (f->call[i].l2)
-			scratch->l2 |= BIT(i);
-		encode_call(&f->call[i], &scratch->raw[i]);
+			rd->l2 |= BIT(i);
+		encode_call(&f->call[i], &rd->raw[i]);
 	}
+}
+
+/* One round alone, as the shrinker runs it. */
+static enum verdict fuzz_run(const struct fuzz_round *f, struct round_result *res)
+{
+	fuzz_encode(f, scratch);
 	run_round(scratch, res);
 	return res->verdict;
 }
@@ -1779,55 +1996,75 @@ static double fuzz_elapsed(const struct timespec *t0)
  */
 static void fuzz(u64 seed, long rounds, long min_calls, long min_secs)
 {
-	static struct fuzz_round f, first;
-	struct round_result res;
-	long r, calls = 0, first_calls = 0;
+	static struct fuzz_round fb[BATCH], first;
+	static struct round_result res[BATCH];
+	static struct round *rb[BATCH];
+	long r = 0, calls = 0, first_calls = 0;
+	int i, n[BATCH], k, nr, batch = BATCH;
 	struct timespec t0;
 	double secs;
-	int i, n;
 
+	for (k = 0; k < BATCH; k++) {
+		rb[k] = calloc(1, sizeof(*rb[k]));
+		TEST_ASSERT(rb[k], "Out of memory");
+	}
+	/* HV_FLUSH_FUZZ_BATCH=1..BATCH: rounds per guest entry, to compare. */
+	if (getenv("HV_FLUSH_FUZZ_BATCH"))
+		batch = atoi(getenv("HV_FLUSH_FUZZ_BATCH"));
+	TEST_ASSERT(batch >= 1 && batch <= BATCH, "HV_FLUSH_FUZZ_BATCH must be 1 to %d",
+		    BATCH);
 	fuzz_state = seed ? seed : 1;
-	ksft_print_msg("fuzzer: seed %lu, at least %ld rounds, %ld hypercalls and %ld s\n",
-		       seed, rounds, min_calls, min_secs);
+	ksft_print_msg("fuzzer: seed %lu, at least %ld rounds, %ld hypercalls and %ld s; %d rounds a batch\n",
+		       seed, rounds, min_calls, min_secs, batch);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (r = 0; r < rounds || calls < min_calls ||
-	     (min_secs && fuzz_elapsed(&t0) < min_secs); r++) {
-		memset(&f, 0, sizeof(f));
-		for (i = 0, n = 0; i < NR_VCPUS; i++) {
-			f.active[i] = !fuzz_below(2) || (i == NR_VCPUS - 1 && !n);
-			if (!f.active[i])
-				continue;
-			n++;
-			fuzz_call(i, &f.call[i]);
-		}
-		/* Sometimes vCPU 0 calls from L2. */
-		if (has_l2 && f.active[SENDER] && !fuzz_below(6))
-			f.call[SENDER].l2 = true;
-		/*
-		 * Sometimes hold an idle vCPU out of the guest to fill its FIFO,
-		 * and sometimes flush its whole TLB for another reason then.
-		 */
-		for (i = 1; i < NR_VCPUS; i++) {
-			if (!f.active[i] && !fuzz_below(8)) {
-				f.park |= BIT(i);
-				if (!fuzz_below(4))
-					f.purge |= BIT(i);
+	while (!first_calls && (r < rounds || calls < min_calls ||
+				(min_secs && fuzz_elapsed(&t0) < min_secs))) {
+		/* The rounds are drawn as if they ran one at a time. */
+		nr = r < rounds && rounds - r < batch ? rounds - r : batch;
+		for (k = 0; k < nr; k++) {
+			struct fuzz_round *f = &fb[k];
+
+			memset(f, 0, sizeof(*f));
+			for (i = 0, n[k] = 0; i < NR_VCPUS; i++) {
+				f->active[i] = !fuzz_below(2) || (i == NR_VCPUS - 1 && !n[k]);
+				if (!f->active[i])
+					continue;
+				n[k]++;
+				fuzz_call(k, i, &f->call[i]);
 			}
+			/* Sometimes vCPU 0 calls from L2. */
+			if (has_l2 && f->active[SENDER] && !fuzz_below(6))
+				f->call[SENDER].l2 = true;
+			/*
+			 * Sometimes hold an idle vCPU out of the guest to fill its
+			 * FIFO, and sometimes flush its whole TLB for another
+			 * reason then.
+			 */
+			for (i = 1; i < NR_VCPUS; i++) {
+				if (!f->active[i] && !fuzz_below(8)) {
+					f->park |= BIT(i);
+					if (!fuzz_below(4))
+						f->purge |= BIT(i);
+				}
+			}
+			fuzz_encode(f, rb[k]);
 		}
-		fuzz_run(&f, &res);
-		verdicts[res.verdict]++;
-		calls += n;
-		if (res.verdict == WRONG && !first_calls) {
-			first_calls = calls;
-			first = f;
-			ksft_print_msg("fuzzer: round %ld (hypercall %ld) is wrong: %s\n",
-				       r, calls, res.why);
-			break;
+		run_batch(rb, nr, res);
+		/* Up to the first wrong round; the batch's later ones do not count. */
+		for (k = 0; k < nr && !first_calls; k++, r++) {
+			verdicts[res[k].verdict]++;
+			calls += n[k];
+			if (res[k].verdict == WRONG) {
+				first_calls = calls;
+				first = fb[k];
+				ksft_print_msg("fuzzer: round %ld (hypercall %ld) is wrong: %s\n",
+					       r, calls, res[k].why);
+			}
 		}
 	}
 	secs = fuzz_elapsed(&t0);
 	ksft_print_msg("fuzzer: %ld rounds, %ld hypercalls in %.1f s: %.0f hypercalls/s\n",
-		       r + (first_calls != 0), calls, secs, calls / secs);
+		       r, calls, secs, calls / secs);
 
 	if (first_calls) {
 		for (i = 0; i < NR_VCPUS; i++) {
@@ -1846,6 +2083,16 @@ static void fuzz(u64 seed, long rounds, long min_calls, long min_secs)
 			}
 		}
 	}
+	ksft_print_msg("fuzzer: setup/guest/oracle/judging: %.1f/%.1f/%.1f/%.1f s, %lu events; oracle: clear %.2f, read %.2f, loss counters %.2f s\n",
+		       phase_secs[PH_SETUP], phase_secs[PH_GUEST],
+		       phase_secs[PH_CLEAR] + phase_secs[PH_READ] + phase_secs[PH_LOST],
+		       phase_secs[PH_JUDGE], oracle_events,
+		       phase_secs[PH_CLEAR], phase_secs[PH_READ], phase_secs[PH_LOST]);
+	ksft_print_msg("fuzzer: events: %lu GVA flushes, %lu full flushes, %lu VM entries, %lu hypercalls, %lu other\n",
+		       ev_count[EV_GVA], ev_count[EV_GUEST] + ev_count[EV_CURRENT] + ev_count[EV_ALL],
+		       ev_count[EV_ENTRY], ev_count[EV_HYPERCALL],
+		       ev_count[EV_HV_RET] + ev_count[EV_VMENTER] + ev_count[EV_VMEXIT_INJECT] +
+		       ev_count[NR_EVENTS]);
 	ksft_print_msg("verdicts: exact %d, superset %d, wrong %d\n",
 		       verdicts[EXACT], verdicts[SUPERSET], verdicts[WRONG]);
 	ksft_test_result(!first_calls, "fuzz_seed_%lu\n", seed);
@@ -1862,7 +2109,7 @@ int main(int argc, char *argv[])
 	struct kvm_sregs sregs;
 	struct ucall uc;
 	u64 gva;
-	int i;
+	int i, k;
 
 	/* -f [-s seed] [-n rounds], or the same in the environment. */
 	if (getenv("HV_FLUSH_FUZZ_ROUNDS"))
@@ -1926,14 +2173,23 @@ int main(int argc, char *argv[])
 
 	ksft_set_plan(fuzz_rounds ? 1 : ARRAY_SIZE(cases));
 
-	vm = vm_create_with_vcpus(NR_VCPUS, guest_code, vcpus);
+	/* The batch's inputs, in a memslot of their own mapped 1:1. */
+	vm = __vm_create_with_vcpus(VM_SHAPE_DEFAULT, NR_VCPUS, INPUT_AREA_PAGES,
+				    guest_code, vcpus);
+	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, INPUT_AREA, INPUT_SLOT,
+				    INPUT_AREA_PAGES, 0);
+	virt_map(vm, INPUT_AREA, INPUT_AREA, INPUT_AREA_PAGES);
+	vm_install_exception_handler(vm, WAKE_VECTOR, wake_handler);
 	/* The guest's own paging mode does not change what KVM flushes. */
 	vcpu_sregs_get(vcpus[0], &sregs);
 	ksft_print_msg("guest paging: CR4.LA57=%d\n", !!(sregs.cr4 & X86_CR4_LA57));
-	for (i = 0; i < NR_VCPUS; i++) {
-		gva = val_alloc_pages(vm, INPUT_PAGES);
-		input_gva[i] = gva;
-		input_hva[i] = addr_gva2hva(vm, gva);
+	for (k = 0; k < BATCH; k++) {
+		for (i = 0; i < NR_VCPUS; i++) {
+			gva = INPUT_AREA + (k * NR_VCPUS + i) * INPUT_PAGES * PAGE_SIZE;
+			input_gva[k][i] = gva;
+			input_gpa[k][i] = addr_gva2gpa(vm, gva);
+			input_hva[k][i] = addr_gva2hva(vm, gva);
+		}
 	}
 	gva = val_alloc_page(vm);
 	hypercall_page_gpa = addr_gva2gpa(vm, gva);
@@ -1990,6 +2246,7 @@ int main(int argc, char *argv[])
 	why = kprobe_trace_set_pids(vcpu_tid, NR_VCPUS);
 	if (why)
 		ksft_exit_fail_msg("oracle unavailable: %s\n", why);
+	oracle_ids();
 
 	if (fuzz_rounds) {
 		fuzz(fuzz_seed, fuzz_rounds, fuzz_calls, fuzz_secs);

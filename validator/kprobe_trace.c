@@ -32,6 +32,10 @@ static char suffix[16];
 static unsigned long probe_misses[MAX_PROBES];
 static int nr_probes;
 static unsigned long lost_base;
+/* The counters kprobe_trace_lost() read last, if no clear came since. */
+static bool lost_read;
+static unsigned long lost_rb, lost_misses[MAX_PROBES];
+
 static bool registered;
 static char why[512];
 
@@ -106,51 +110,73 @@ static bool find_tracefs(void)
 	return tracefs_at(dirs[0]);
 }
 
+/*
+ * Read a whole small tracefs file into @buf, keeping it open in *@fd
+ * (-1 at first): reading again from offset 0 renders it anew.
+ */
+static char *read_small(int *fd, const char *path, char *buf, size_t size)
+{
+	ssize_t n, len = 0;
+
+	if (*fd < 0) {
+		*fd = open(path, O_RDONLY);
+		TEST_ASSERT(*fd >= 0, "Cannot read %s", path);
+	}
+	while ((n = pread(*fd, buf + len, size - 1 - len, len)) > 0)
+		len += n;
+	TEST_ASSERT(!n, "Cannot read %s", path);
+	buf[len] = '\0';
+	return buf;
+}
+
+static int stats_fd[256], profile_fd = -1;
+static int nr_stats = -1;
+
 /* Sum of the "<key>: <n>" lines of the instance's per-CPU stats. */
 static unsigned long ring_buffer_lost(void)
 {
 	static const char * const keys[] = {
 		"overrun:", "commit overrun:", "dropped events:",
 	};
-	char pattern[PATH_MAX], line[128];
+	static glob_t g;
+	char pattern[PATH_MAX], buf[1024], *line;
 	unsigned long total = 0;
-	glob_t g;
-	size_t i;
-	int k;
-	FILE *f;
+	int i, k;
 
-	snprintf(pattern, sizeof(pattern), "%s/per_cpu/cpu*/stats", instance);
-	if (glob(pattern, 0, NULL, &g))
-		return 0;
-	for (i = 0; i < g.gl_pathc; i++) {
-		f = fopen(g.gl_pathv[i], "r");
-		TEST_ASSERT(f, "Cannot read %s", g.gl_pathv[i]);
-		while (fgets(line, sizeof(line), f)) {
+	if (nr_stats < 0) {
+		if (g.gl_pathv)
+			globfree(&g);
+		snprintf(pattern, sizeof(pattern), "%s/per_cpu/cpu*/stats", instance);
+		TEST_ASSERT(!glob(pattern, 0, NULL, &g) && g.gl_pathc <= ARRAY_SIZE(stats_fd),
+			    "No %s", pattern);
+		nr_stats = g.gl_pathc;
+		for (i = 0; i < nr_stats; i++)
+			stats_fd[i] = -1;
+	}
+	for (i = 0; i < nr_stats; i++) {
+		read_small(&stats_fd[i], g.gl_pathv[i], buf, sizeof(buf));
+		for (line = buf; line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
 			for (k = 0; k < ARRAY_SIZE(keys); k++) {
 				if (!strncmp(line, keys[k], strlen(keys[k])))
 					total += strtoul(line + strlen(keys[k]), NULL, 10);
 			}
 		}
-		fclose(f);
 	}
-	globfree(&g);
 	return total;
 }
 
 /* Misses of the test's probes: the third column of kprobe_profile. */
 static unsigned long probes_missed(unsigned long *per_probe)
 {
-	char path[PATH_MAX], line[256], name[128];
+	char path[PATH_MAX], buf[16384], name[128], *line;
 	unsigned long hits, misses, total = 0;
-	FILE *f;
 	int i;
 
 	if (!nr_probes)
 		return 0;
 	snprintf(path, sizeof(path), "%s/kprobe_profile", tracefs);
-	f = fopen(path, "r");
-	TEST_ASSERT(f, "Cannot read %s", path);
-	while (fgets(line, sizeof(line), f)) {
+	read_small(&profile_fd, path, buf, sizeof(buf));
+	for (line = buf; line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
 		if (sscanf(line, " %127s %lu %lu", name, &hits, &misses) != 3)
 			continue;
 		for (i = 0; i < nr_probes; i++) {
@@ -161,9 +187,10 @@ static unsigned long probes_missed(unsigned long *per_probe)
 			total += misses;
 		}
 	}
-	fclose(f);
 	return total;
 }
+
+static void close_raw(void);
 
 /*
  * Async-signal-safe: only prepared strings, open(), write(), close(),
@@ -173,11 +200,21 @@ static void cleanup(void)
 {
 	const char *cmd;
 	size_t len;
-	int fd;
+	int fd, i;
 
 	if (cleaned)
 		return;
 	cleaned = 1;
+	/* Open files of the instance would keep rmdir() from removing it. */
+	close_raw();
+	for (i = 0; i < nr_stats; i++) {
+		if (stats_fd[i] >= 0)
+			close(stats_fd[i]);
+	}
+	nr_stats = -1;
+	if (profile_fd >= 0)
+		close(profile_fd);
+	profile_fd = -1;
 	if (instance[0]) {
 		/* Disabling the probes first lets them be deleted. */
 		fd = open(clean_enable, O_WRONLY | O_TRUNC);
@@ -207,6 +244,7 @@ void kprobe_trace_exit(void)
 	cleanup();
 	instance[0] = '\0';
 	nr_probes = 0;
+	lost_read = false;
 	clean_cmds[0] = '\0';
 }
 
@@ -375,32 +413,242 @@ const char *kprobe_trace_set_pids(const pid_t *pids, int nr_pids)
 	return NULL;
 }
 
-/* The instance's trace_pipe, read without waiting and consumed. */
-static FILE *open_pipe(void)
-{
-	char path[PATH_MAX];
-	FILE *f;
-	int fd;
+/*
+ * The instance's per-CPU ring buffers, read in binary (trace_pipe_raw):
+ * no event is formatted as text, which under emulation costs far more than
+ * recording it.  A read consumes one page: a header (u64 timestamp, u64
+ * commit: the length of the data, flags in bits 30-31), then the events,
+ * each a u32 header (type_len in bits 0-4, time delta in bits 5-31) and
+ * the record.
+ */
+#define MAX_CPUS	256
+#define RB_TYPE_PADDING	29
+#define RB_TYPE_EXTEND	30
+#define RB_TYPE_STAMP	31
+#define RB_DELTA_SHIFT	27
+#define RB_COMMIT_MASK	((1ULL << 30) - 1)
 
-	snprintf(path, sizeof(path), "%s/trace_pipe", instance);
-	fd = open(path, O_RDONLY | O_NONBLOCK);
-	TEST_ASSERT(fd >= 0, "Cannot read %s", path);
-	f = fdopen(fd, "r");
-	TEST_ASSERT(f, "fdopen() failed");
-	return f;
+static int raw_fd[MAX_CPUS];
+static int nr_cpus;
+static char *raw_buf[MAX_CPUS];
+static size_t raw_len[MAX_CPUS], raw_size[MAX_CPUS];
+static struct kprobe_trace_event *events;
+static size_t events_size;
+
+static void open_raw(void)
+{
+	char pattern[PATH_MAX];
+	glob_t g;
+	size_t i;
+
+	snprintf(pattern, sizeof(pattern), "%s/per_cpu/cpu*/trace_pipe_raw", instance);
+	TEST_ASSERT(!glob(pattern, 0, NULL, &g), "No %s", pattern);
+	TEST_ASSERT(g.gl_pathc <= MAX_CPUS, "Too many CPUs");
+	for (i = 0; i < g.gl_pathc; i++) {
+		raw_fd[i] = open(g.gl_pathv[i], O_RDONLY | O_NONBLOCK);
+		TEST_ASSERT(raw_fd[i] >= 0, "Cannot read %s", g.gl_pathv[i]);
+	}
+	nr_cpus = g.gl_pathc;
+	globfree(&g);
+}
+
+static void close_raw(void)
+{
+	int cpu;
+
+	for (cpu = 0; cpu < nr_cpus; cpu++)
+		close(raw_fd[cpu]);
+	nr_cpus = 0;
+}
+
+/* Every page recorded on @cpu so far, appended to raw_buf[cpu]. */
+static void read_raw(int cpu)
+{
+	size_t page = getpagesize();
+	ssize_t n;
+
+	raw_len[cpu] = 0;
+	for (;;) {
+		if (raw_size[cpu] - raw_len[cpu] < page) {
+			raw_size[cpu] = raw_size[cpu] ? 2 * raw_size[cpu] : 64 * page;
+			raw_buf[cpu] = realloc(raw_buf[cpu], raw_size[cpu]);
+			TEST_ASSERT(raw_buf[cpu], "Out of memory");
+		}
+		n = read(raw_fd[cpu], raw_buf[cpu] + raw_len[cpu], page);
+		if (n <= 0) {
+			TEST_ASSERT(!n || errno == EAGAIN,
+				    "Cannot read CPU %d's ring buffer", cpu);
+			return;
+		}
+		TEST_ASSERT(n == page, "Short read of CPU %d's ring buffer", cpu);
+		raw_len[cpu] += page;
+	}
+}
+
+static void add_event(size_t *nr, uint64_t ts, const char *rec)
+{
+	struct kprobe_trace_event *e;
+
+	if (*nr == events_size) {
+		events_size = events_size ? 2 * events_size : 4096;
+		events = realloc(events, events_size * sizeof(*events));
+		TEST_ASSERT(events, "Out of memory");
+	}
+	e = &events[(*nr)++];
+	e->ts = ts;
+	e->id = *(const uint16_t *)rec;
+	e->pid = *(const int32_t *)(rec + 4);
+	e->data = rec;
+}
+
+/* Decode the pages of @cpu into events[*nr...], in the order recorded. */
+static void decode_raw(int cpu, size_t *nr)
+{
+	size_t page = getpagesize(), off;
+	const char *p, *end;
+	uint64_t ts, commit;
+	uint32_t hdr, type, len;
+
+	for (off = 0; off < raw_len[cpu]; off += page) {
+		p = raw_buf[cpu] + off;
+		ts = *(const uint64_t *)p;
+		commit = *(const uint64_t *)(p + 8) & RB_COMMIT_MASK;
+		TEST_ASSERT(commit <= page - 16, "Bad ring buffer page on CPU %d", cpu);
+		end = p + 16 + commit;
+		p += 16;
+		while (p + 4 <= end) {
+			hdr = *(const uint32_t *)p;
+			type = hdr & 31;
+			p += 4;
+			switch (type) {
+			case RB_TYPE_PADDING:
+				if (!(hdr >> 5))
+					p = end;
+				else
+					p += *(const uint32_t *)p;
+				continue;
+			case RB_TYPE_EXTEND:
+				ts += (hdr >> 5) +
+				      ((uint64_t)*(const uint32_t *)p << RB_DELTA_SHIFT);
+				p += 4;
+				continue;
+			case RB_TYPE_STAMP:
+				/* Absolute; the top bits come from the page. */
+				ts = (ts & ~((1ULL << 59) - 1)) | (hdr >> 5) |
+				     ((uint64_t)*(const uint32_t *)p << RB_DELTA_SHIFT);
+				p += 4;
+				continue;
+			case 0:
+				len = *(const uint32_t *)p - 4;
+				len = (len + 3) & ~3U;
+				p += 4;
+				break;
+			default:
+				len = type * 4;
+				break;
+			}
+			ts += hdr >> 5;
+			TEST_ASSERT(p + len <= end && len >= 8, "Bad event on CPU %d", cpu);
+			add_event(nr, ts, p);
+			p += len;
+		}
+	}
+}
+
+size_t kprobe_trace_read(struct kprobe_trace_event **out)
+{
+	static struct kprobe_trace_event *merged;
+	static size_t merged_size;
+	size_t start[MAX_CPUS + 1], pos[MAX_CPUS], nr = 0, i;
+	int cpu, best;
+
+	if (!nr_cpus)
+		open_raw();
+	for (cpu = 0; cpu < nr_cpus; cpu++) {
+		read_raw(cpu);
+		start[cpu] = nr;
+		decode_raw(cpu, &nr);
+	}
+	start[nr_cpus] = nr;
+	if (nr > merged_size) {
+		merged_size = events_size;
+		merged = realloc(merged, merged_size * sizeof(*merged));
+		TEST_ASSERT(merged, "Out of memory");
+	}
+	/* Each CPU's events are in time order: merge them (earlier CPU first on a tie). */
+	for (cpu = 0; cpu < nr_cpus; cpu++)
+		pos[cpu] = start[cpu];
+	for (i = 0; i < nr; i++) {
+		best = -1;
+		for (cpu = 0; cpu < nr_cpus; cpu++) {
+			if (pos[cpu] < start[cpu + 1] &&
+			    (best < 0 || events[pos[cpu]].ts < events[pos[best]].ts))
+				best = cpu;
+		}
+		merged[i] = events[pos[best]++];
+	}
+	*out = merged;
+	return nr;
 }
 
 void kprobe_trace_clear(void)
 {
-	char buf[4096];
-	FILE *f = open_pipe();
+	struct kprobe_trace_event *e;
 
-	/* Consuming what is left is cheaper than resetting the buffer. */
-	while (fread(buf, 1, sizeof(buf), f) > 0)
-		;
-	fclose(f);
-	lost_base = ring_buffer_lost();
-	probes_missed(probe_misses);
+	kprobe_trace_read(&e);
+	/*
+	 * Counting anew from the last kprobe_trace_lost() saves reading the
+	 * counters again; a loss in between counts for the next reader.
+	 */
+	if (lost_read) {
+		lost_base = lost_rb;
+		memcpy(probe_misses, lost_misses, sizeof(probe_misses));
+	} else {
+		lost_base = ring_buffer_lost();
+		probes_missed(probe_misses);
+	}
+	lost_read = false;
+}
+
+static int read_event_file(const char *system, const char *event, const char *file,
+			   char *buf, size_t size)
+{
+	char path[PATH_MAX];
+	ssize_t n;
+	int fd;
+
+	/* The test's own probes carry its PID in their names too. */
+	snprintf(path, sizeof(path), "%s/events/%s/%s%s/%s", instance,
+		 system ? system : group, event, system ? "" : suffix, file);
+	fd = open(path, O_RDONLY);
+	TEST_ASSERT(fd >= 0, "Cannot read %s", path);
+	n = read(fd, buf, size - 1);
+	TEST_ASSERT(n > 0, "Cannot read %s", path);
+	buf[n] = '\0';
+	close(fd);
+	return 0;
+}
+
+int kprobe_trace_event_id(const char *system, const char *event)
+{
+	char buf[32];
+
+	read_event_file(system, event, "id", buf, sizeof(buf));
+	return atoi(buf);
+}
+
+int kprobe_trace_field(const char *system, const char *event, const char *field)
+{
+	char buf[4096], pat[80];
+	const char *p;
+
+	read_event_file(system, event, "format", buf, sizeof(buf));
+	snprintf(pat, sizeof(pat), " %s;", field);
+	p = strstr(buf, pat);
+	TEST_ASSERT(p, "%s/%s has no field %s", system ? system : group, event, field);
+	p = strstr(p, "offset:");
+	TEST_ASSERT(p, "Malformed format of %s", event);
+	return atoi(p + 7);
 }
 
 unsigned long kprobe_trace_lost(void)
@@ -408,52 +656,12 @@ unsigned long kprobe_trace_lost(void)
 	unsigned long now[MAX_PROBES] = {}, lost;
 	int i;
 
-	lost = ring_buffer_lost() - lost_base;
+	lost_rb = ring_buffer_lost();
+	lost = lost_rb - lost_base;
 	probes_missed(now);
 	for (i = 0; i < nr_probes; i++)
 		lost += now[i] - probe_misses[i];
+	memcpy(lost_misses, now, sizeof(lost_misses));
+	lost_read = true;
 	return lost;
-}
-
-FILE *kprobe_trace_open(void)
-{
-	return open_pipe();
-}
-
-/* "<comm>-<pid> [<cpu>] <flags> <timestamp>: <event>: <args>" */
-const char *kprobe_trace_parse(const char *line, pid_t *pid, char *event,
-			       size_t size)
-{
-	const char *p = strstr(line, " ["), *end, *ev;
-	size_t len;
-
-	if (line[0] == '#' || !p)
-		return NULL;
-	while (p > line && p[-1] == ' ')
-		p--;
-	end = p;
-	while (p > line && isdigit((unsigned char)p[-1]))
-		p--;
-	if (p == end || p == line || p[-1] != '-')
-		return NULL;
-	*pid = strtol(p, NULL, 10);
-
-	p = strchr(end, ']');
-	if (!p)
-		return NULL;
-	p = strstr(p, ": ");
-	if (!p)
-		return NULL;
-	ev = p + 2;
-	end = strchr(ev, ':');
-	if (!end || (size_t)(end - ev) >= size)
-		return NULL;
-	memcpy(event, ev, end - ev);
-	event[end - ev] = '\0';
-	/* The test's own probes: without the PID suffix. */
-	len = strlen(event);
-	if (suffix[0] && len > strlen(suffix) &&
-	    !strcmp(event + len - strlen(suffix), suffix))
-		event[len - strlen(suffix)] = '\0';
-	return end + 1;
 }

@@ -16,6 +16,7 @@
 
 #include <sched.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -50,7 +51,11 @@ const char *kprobe_trace_enable_event(const char *system, const char *event);
 /* Record only events of these threads. */
 const char *kprobe_trace_set_pids(const pid_t *pids, int nr_pids);
 
-/* Drop the recorded events and start counting losses anew. */
+/*
+ * Drop the recorded events and start counting losses anew: from the
+ * counters the last kprobe_trace_lost() read, if it came after the last
+ * clear, so that no loss goes uncounted.
+ */
 void kprobe_trace_clear(void);
 
 /*
@@ -59,18 +64,27 @@ void kprobe_trace_clear(void);
  */
 unsigned long kprobe_trace_lost(void);
 
-/*
- * The events recorded since the last clear or open, oldest first, in the
- * format of tracefs' "trace"; reading consumes them.
- */
-FILE *kprobe_trace_open(void);
+/* A recorded event: its record starts with the common fields. */
+struct kprobe_trace_event {
+	uint64_t ts;		/* the global trace clock */
+	int id;			/* see kprobe_trace_event_id() */
+	pid_t pid;
+	const void *data;	/* the record */
+};
 
 /*
- * Parse one line of "trace": the PID of the task and the event name.
- * Returns a pointer to the event's arguments, or NULL for other lines.
+ * The events recorded since the last clear or read, oldest first, read in
+ * binary from the ring buffers; reading consumes them.  *@events stays
+ * valid until the next read or clear.  Returns how many there are.
  */
-const char *kprobe_trace_parse(const char *line, pid_t *pid, char *event,
-			       size_t size);
+size_t kprobe_trace_read(struct kprobe_trace_event **events);
+
+/*
+ * The id of the event @system/@event, and the offset of its @field in the
+ * record; a NULL @system means the test's own kprobe events.
+ */
+int kprobe_trace_event_id(const char *system, const char *event);
+int kprobe_trace_field(const char *system, const char *event, const char *field);
 
 /* Remove the instance and the test's probes (also done at exit). */
 void kprobe_trace_exit(void);
