@@ -93,7 +93,7 @@ mutants: ensure-tree
 selftest-mutants: modules
 	$(S)/selftest-mutants.sh
 
-## lint: checkpatch, per-patch W=1 and sparse builds, kernel-doc, Sphinx
+## lint: checkpatch, per-patch W=1 builds (and sparse on 6.12.y), kernel-doc, Sphinx
 lint: ensure-tree
 	$(S)/lint.sh
 

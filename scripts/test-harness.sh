@@ -573,8 +573,9 @@ do_faults() {
 
 # --- the mainline series ---------------------------------------------------------
 # The tests-and-docs series on the Linux 7.1.3 tarball: git am, the export
-# round trip, lint (checkpatch, MAINTAINERS coverage, kernel-doc, Sphinx)
-# and the send test.  Exits 4 (skipped, and says so) without the tarball.
+# round trip, lint (checkpatch, MAINTAINERS coverage, per-patch W=1 build,
+# kernel-doc, Sphinx) and the send test.  Exits 4 (skipped, and says so)
+# without the tarball.
 do_mainline() {
 	local tarball=${MAINLINE_TARBALL:-$TOP/../shared/linux-7.1.3.tar.xz} step
 	if [ ! -f "$tarball" ]; then
