@@ -243,7 +243,9 @@ assertion() {
 # TSC does not run at: KVM, built in, initialized before the kernel's
 # refined TSC calibration changed tsc_khz, and then refused the (early)
 # rate as a vCPU's rate.  Prints the reason; fails if the boot shows no
-# such skew, or hyperv_clock failed on anything but a TSC-page bound.
+# such skew.  On such a boot every check of hyperv_clock measures the
+# skew (the TSC-page bounds) or the skew plus the machine's load (the 1%
+# bound), so none of them is judged there.
 tsc_skew() {
 	local log=$1/console.log early refined
 	early=$(sed -n 's/.*tsc: Detected \([0-9.]*\) MHz processor.*/\1/p' "$log" | head -n1)
@@ -253,10 +255,6 @@ tsc_skew() {
 	# KVM's init (kvm_amd's lines) came before the refinement.
 	awk '/kvm_amd: |kvm_intel: / && !k { k = NR } /Refined TSC clocksource calibration/ && !r { r = NR }
 		END { exit !(k && r && k < r) }' "$log" || return 1
-	# Some run of the boot failed on a TSC-page bound (the skew fails it
-	# on every run; a run on a loaded machine may fail the 1% bound first).
-	grep -A1 'Test Assertion Failure' "$1/hyperv_clock.ktap" 2>/dev/null |
-		grep -qE 'hyperv_clock\.c:[0-9]+: r[12] >= t[12]' || return 1
 	echo "KVM (built in) kept the early TSC calibration, $early MHz, and the kernel refined it to $refined MHz after KVM's init (\"user requested TSC rate below hardware speed\"), so the guest's TSC runs faster than the rate its Hyper-V TSC page is computed with"
 }
 
