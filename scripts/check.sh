@@ -37,7 +37,7 @@ declare -A RUN=(
 	# Intel (Bochs): stock RED with the INVVPID WARN, patched GREEN.  The
 	# fuzz budget under Bochs is not a default stage: 1000 hypercalls had
 	# not run after 10 minutes (STAGES=intel-fuzz runs it).
-	[intel]="env HOST=intel REDGREEN_INTEL_TESTS=hyperv_tlb_flush_ranges $TOP/scripts/redgreen.sh"
+	[intel]="env HOST=intel REDGREEN_INTEL_TESTS=hyperv_tlb_flush_ranges,hyperv_tlb_flush_canonical $TOP/scripts/redgreen.sh"
 	[intel-fuzz]="env HOST=intel FUZZ_CALLS=${INTEL_FUZZ_CALLS:-1000} FUZZ_SECONDS=${INTEL_FUZZ_SECONDS:-30} $TOP/scripts/fuzz.sh --check"
 	[bench]="env BENCH_SMOKE=1 $TOP/scripts/bench.sh"
 	[kunit]="$TOP/scripts/kunit.sh"

@@ -73,7 +73,7 @@ TIMING_ATTEMPTS=${TIMING_ATTEMPTS:-3}
 TIMING_TESTS=${TIMING_TESTS-hyperv_ipi hyperv_clock}
 for t in $TIMING_TESTS; do
 	case $t in
-	hyperv_tlb_flush_ranges) die "TIMING_TESTS: $t is our own test; our own tests are never retried" ;;
+	hyperv_tlb_flush_ranges | hyperv_tlb_flush_canonical) die "TIMING_TESTS: $t is our own test; our own tests are never retried" ;;
 	*[!a-z0-9_]*) die "TIMING_TESTS: '$t' is not a test name" ;;
 	esac
 done
@@ -93,7 +93,7 @@ vendor=$(qemu_vendor)
 sd=x86_64
 [ -d "$TREE/tools/testing/selftests/kvm/x86_64" ] || sd=x86
 
-HV_TESTS="hyperv_tlb_flush_ranges hyperv_tlb_flush hyperv_features hyperv_ipi
+HV_TESTS="hyperv_tlb_flush_ranges hyperv_tlb_flush_canonical hyperv_tlb_flush hyperv_features hyperv_ipi
 hyperv_clock hyperv_cpuid hyperv_svm_test hyperv_extended_hypercalls hyperv_evmcs"
 # Extra programs of the selftest library from outside the tree: alone
 # unless TESTS names tree tests too.
