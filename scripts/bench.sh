@@ -1,10 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# make bench: time the Hyper-V PV TLB flush hypercalls with the selftest
-# hyperv_tlb_flush_bench (patches/optional/6.12.y/bench/, a tool of this
-# harness, not part of either series: applied to a scratch clone of the
-# tree's tools/, never to $TREE, unless $TREE has it already) on Debian's
+# make bench: time the Hyper-V PV TLB flush hypercalls with
+# hyperv_tlb_flush_bench (bench/hyperv_tlb_flush_bench.c, a tool of this
+# harness, not part of either series: built against $TREE's selftest
+# library like the validator, never copied into $TREE) on Debian's
 # stock KVM modules, the patched ones
 # (make modules) and the patched ones plus the optional bounding patch
 # (patches/optional/6.12.y/, applied to a scratch clone, never to $TREE),
@@ -24,7 +24,7 @@
 #   KUNIT_BENCH=0         skip the expansion alone: a KUnit case (in
 #                         patches/optional/6.12.y/bench/, applied to the
 #                         KUnit mirror like the mutants, never to $TREE)
-#                         that times 6.12.117's loop against the helper
+#                         that times 6.12.117's loop against the canonical run
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -84,44 +84,14 @@ if [[ " ${variants[*]} " == *" bound "* ]]; then
 fi
 
 # --- the benchmark, built statically like the selftests ------------------------
-# From $TREE if it has the benchmark, else from a sparse, shared clone of
-# its tools/ (uncommitted changes included) with the optional patch applied.
-src_tree=$TREE
-if [ ! -f "$TREE/tools/testing/selftests/kvm/x86_64/$TEST.c" ]; then
-	mapfile -t bp < <(find "$OPTIONAL/bench" -maxdepth 1 -name '*.patch' 2>/dev/null | sort)
-	[ ${#bp[@]} -gt 0 ] || die "no benchmark patch in ${OPTIONAL#"$TOP"/}/bench/"
-	src_tree=$out/tree-selftest
-	msg "applying the benchmark's patch to a scratch clone of ${TREE#"$TOP"/}'s tools/, ${src_tree#"$TOP"/}"
-	scratch_clone "$src_tree" tools scripts/subarch.include
-	for p in "${bp[@]}"; do
-		git -C "$src_tree" apply --check "$p" 2>"$work/apply.err" || {
-			cat "$work/apply.err" >&2
-			die "the benchmark's patch $(basename "$p") does not apply to ${TREE#"$TOP"/}'s tools/; refresh it"
-		}
-		git -C "$src_tree" apply "$p"
-	done
-fi
-sd=$src_tree/tools/testing/selftests/kvm
-hdr_key=$( (git -C "$TREE" rev-parse HEAD:include/uapi HEAD:arch/x86/include/uapi &&
-	git -C "$TREE" diff HEAD -- include/uapi arch/x86/include/uapi) | sha1sum | cut -c1-12)
-hdr=$CACHE/uapi-headers/$hdr_key
-if [ ! -d "$hdr/include" ]; then
-	msg "installing the UAPI headers of ${TREE#"$TOP"/} into $hdr"
-	mkdir -p "$CACHE/uapi-headers"
-	htmp=$(mktemp -d "$hdr.tmp.XXXXXX")
-	on_exit "rm -rf '$htmp'"
-	make -s -C "$TREE" O="$htmp/kobj" INSTALL_HDR_PATH="$htmp/out" headers_install ||
-		die "headers_install failed in $TREE"
-	mv -T "$htmp/out" "$hdr" 2>/dev/null || [ -d "$hdr/include" ] || die "could not store the headers in $hdr"
-fi
-obj=$BUILD/selftests/obj-$(echo "$src_tree" | sha1sum | cut -c1-8)-$hdr_key
-mkdir -p "$obj"
-msg "building $TEST statically"
-make -s -C "$sd" -j"$(nproc)" OUTPUT="$obj" KHDR_INCLUDES="-isystem $hdr/include" \
-	EXTRA_CFLAGS=-static "$obj/x86_64/$TEST" >"$obj/bench-build.log" 2>&1 || {
-	tail -n 30 "$obj/bench-build.log" >&2
-	die "building $TEST failed; full log in ${obj#"$TOP"/}/bench-build.log"
-}
+# bench/$TEST.c is this harness's own program, in no series and in no
+# selftests Makefile: selftests.sh builds it against $TREE's selftest
+# library as an extra program (TEST_SOURCES=), the way it builds the
+# validator, so a series change to the Makefile cannot break it.
+msg "building $TEST (bench/$TEST.c) against ${TREE#"$TOP"/}'s selftest library"
+bindir=$(SELFTESTS_BUILD_ONLY=1 TESTS='' TEST_SOURCES="$TOP/bench/$TEST.c" "$TOP/scripts/selftests.sh" | tail -n1)
+bin=$(dirname "$bindir")/extra/$TEST
+[ -x "$bin" ] || die "building bench/$TEST.c gave no $bin"
 
 # --- one boot: every round loads each variant once -------------------------------
 stage=$work/stage
@@ -134,7 +104,7 @@ for v in "${variants[@]}"; do
 		qemu_stage_modules "$stage/mods-$v" "$v"
 	fi
 done
-cp "$obj/x86_64/$TEST" "$stage/$TEST"
+cp "$bin" "$stage/$TEST"
 {
 	echo "variants='${variants[*]}' rounds=$ROUNDS vendor=$vendor"
 	cat <<EOF
@@ -322,7 +292,7 @@ if kl:
         sp = int(d["stock_ps_per_page"])
         # The 6.12.117 loop drops a range with a non-canonical base after one check.
         ratio = "ratio %.3f" % (int(d["patched_ps_per_page"]) / sp) if sp >= 100 else "the 6.12.117 loop checks only the base"
-        print("  %-13s 6.12.117 loop %.2f ns/page [%.2f-%.2f], kvm_hv_flush_gva_range() %.2f ns/page [%.2f-%.2f], %s"
+        print("  %-13s 6.12.117 loop %.2f ns/page [%.2f-%.2f], canonical run %.2f ns/page [%.2f-%.2f], %s"
               % (f[1], ps("stock_ps_per_page"), ps("stock_min"), ps("stock_max"),
                  ps("patched_ps_per_page"), ps("patched_min"), ps("patched_max"), ratio))
 
