@@ -44,7 +44,7 @@ grep '^==> testing' "$logs/unmutated.log" >&2 || true
 
 for m in "${mutants[@]}"; do
 	(cd "$KUNIT_SRC" && git apply --check "$m" 2>/dev/null) ||
-		die "mutant $(basename "$m") no longer applies to $target of ${TREE#"$TOP"/}; regenerate it against the current kvm_hv_flush_gva_range()"
+		die "mutant $(basename "$m") no longer applies to $target of ${TREE#"$TOP"/}; regenerate it against the current kvm_hv_gva_range_canonical()"
 done
 
 # A fresh copy (new mtime) so that kbuild rebuilds it after a mutant.
