@@ -160,14 +160,14 @@ if [ "$KUNIT_BENCH" = 1 ]; then
 	[ -f "$kdiff" ] || die "no $kdiff; KUNIT_BENCH=0 skips the KUnit timing"
 	harness_lock "$CACHE/kunit/$SERIES"
 	msg "KUnit: the suite as it is (mirrors ${TREE#"$TOP"/}), then with the timing case (log: ${out#"$TOP"/}/kunit.log)"
-	"$TOP/scripts/kunit.sh" >"$out/kunit.log" 2>&1 ||
+	KUNIT_KERNEL=plain "$TOP/scripts/kunit.sh" >"$out/kunit.log" 2>&1 ||
 		die "the KUnit suite of ${TREE#"$TOP"/} does not pass; see ${out#"$TOP"/}/kunit.log or run 'make kunit'"
 	(cd "$ksrc" && git apply --check "$kdiff" 2>/dev/null) ||
 		die "$(basename "$kdiff") does not apply to $kfile of ${TREE#"$TOP"/}; refresh it"
 	on_exit "cp '$TREE/$kfile' '$ksrc/$kfile'"
 	(cd "$ksrc" && git apply "$kdiff")
 	rc=0
-	KUNIT_NO_SYNC=1 "$TOP/scripts/kunit.sh" >>"$out/kunit.log" 2>&1 || rc=$?
+	KUNIT_KERNEL=plain KUNIT_NO_SYNC=1 "$TOP/scripts/kunit.sh" >>"$out/kunit.log" 2>&1 || rc=$?
 	cp "$TREE/$kfile" "$ksrc/$kfile"
 	[ "$rc" -eq 0 ] || die "the KUnit timing run failed (exit $rc); see ${out#"$TOP"/}/kunit.log"
 	grep -ho 'BENCH-KUNIT .*' "$CACHE/kunit/$SERIES/build/test.log" >"$kunit_lines" || true

@@ -57,10 +57,12 @@ declare -A RUN=(
 # make -j.  They share no directory that one of them writes unlocked: the
 # cache's kernel mirrors have locks of their own, selftests.sh locks its
 # object directory while it builds.  The stages before lane A and B make
-# what both use (packages, build/tree); faults runs make check itself.
+# what both use (packages, build/tree).  faults runs make check itself,
+# each fault in a build directory of its own; it ends lane B, by when lane
+# A's first stage (kunit) has built the debug kernel its KASAN fault needs.
 FIRST="deps shellcheck tree roundtrip errors"
-LANE_B="make install fuzz intel bench selftest-mutants flows readme"
-LAST="faults"
+LANE_B="make install fuzz intel bench selftest-mutants flows readme faults"
+LAST=""
 : "${LANES:=2}"
 case $LANES in 1 | 2) ;; *) die "LANES=$LANES: 1 (every stage in order) or 2 (two lanes side by side)" ;; esac
 read -r -a stages <<<"${STAGES:-$DEFAULT_STAGES}"

@@ -122,8 +122,7 @@ build() {
 	msg "kunit.py build: $KUNIT_DIR/.kunitconfig + ${FRAGMENT#"$TOP"/} + $MODULE_CONFIG, in $KBUILD (log: ${log#"$TOP"/})"
 	t=$(date +%s)
 	(cd "$SRC" && ./tools/testing/kunit/kunit.py build --arch=x86_64 \
-		--kunitconfig="$KUNIT_DIR" --kunitconfig="$FRAGMENT" \
-		--kconfig_add="$MODULE_CONFIG" --build_dir="$KBUILD" \
+		"${DEBUG_KUNIT_ARGS[@]}" --build_dir="$KBUILD" \
 		--jobs="$(nproc)" --make_options "CC=ccache gcc") >"$log" 2>&1 || rc=$?
 	if [ "$rc" -ne 0 ]; then
 		grep -E 'error|Error|Missing|ERROR' "$log" | tail -n 20 >&2 || tail -n 20 "$log" >&2

@@ -2,13 +2,15 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Run the KUnit suite of the series (arch/x86/kvm/hyperv_kunit.c) with
-# kunit.py: a KUnit kernel for x86_64 is configured from
-# arch/x86/kvm/.kunitconfig, built with ccache and booted under QEMU.  The
-# results come from kunit.py's own parser (--json); the suite must pass
-# with at least $KUNIT_MIN_CASES test cases and none failed.
+# kunit.py run: configured, built with ccache and booted under QEMU.  The
+# kernel is the debug kernel of debug.sh (arch/x86/kvm/.kunitconfig plus
+# configs/debug.config: KASAN, UBSAN, lockdep), in the same mirror and
+# build directory, so one kernel build serves kunit, mutants and debug.
+# The results come from kunit.py's own parser (--json); the suite must
+# pass with at least $KUNIT_MIN_CASES test cases and none failed.
 #
 # kunit.py builds from a mirror of $TREE as it is (committed or not), in
-# $CACHE/kunit/<series>/src, with its build directory beside it: the
+# $CACHE/debug/<series>/src, with its build directory beside it: the
 # user's tree is never written to, in-tree build output in it does not
 # bother kunit.py, and every clone of the project shares one incremental
 # build (rsync --checksum leaves unchanged files and their mtimes alone).
@@ -16,6 +18,8 @@
 #
 #   kunit.sh          TREE=<kernel git tree> to test another tree
 #   KUNIT_NO_SYNC=1   run the mirror as it is (mutants.sh)
+#   KUNIT_KERNEL=plain  a kernel of the .kunitconfig alone, no detectors,
+#                     in $CACHE/kunit/<series> (bench.sh's timing case)
 #
 # Exit status: 0 passed; 3 the kernel ran but the suite did not pass (failed,
 # crashed or too few test cases); 130 interrupted; 1 anything else (setup,
@@ -23,7 +27,11 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-KUNIT_HOME=$CACHE/kunit/$SERIES
+case ${KUNIT_KERNEL:-debug} in
+debug) KUNIT_HOME=$CACHE/debug/$SERIES KCONFIG_ARGS=("${DEBUG_KUNIT_ARGS[@]}") ;;
+plain) KUNIT_HOME=$CACHE/kunit/$SERIES KCONFIG_ARGS=(--kunitconfig=arch/x86/kvm) ;;
+*) die "KUNIT_KERNEL must be debug or plain, not '$KUNIT_KERNEL'" ;;
+esac
 KUNIT_SRC=$KUNIT_HOME/src
 : "${KUNIT_BUILD:=$KUNIT_HOME/build}"
 : "${KUNIT_MIN_CASES:=20}"
@@ -65,7 +73,7 @@ rm -f "$json"
 # a tree built before.  Different trees do not share hits: with O= outside
 # the source tree kbuild passes absolute source paths, which end up in
 # ccache's keys even when made relative with CCACHE_BASEDIR.
-msg "kunit.py run in $KUNIT_SRC, build directory $KUNIT_BUILD"
+msg "kunit.py run in $KUNIT_SRC (${KUNIT_KERNEL:-debug} kernel), build directory $KUNIT_BUILD"
 start=$(date +%s)
 rc=0
 # Newer kunit.py asks QEMU for -accel kvm first.  On a host whose CPU has
@@ -76,7 +84,7 @@ if [ -e /dev/kvm ] && ! grep -qw -e vmx -e svm /proc/cpuinfo && [ "$(id -u)" -eq
 	hide_kvm=(unshare -m sh -c 'mount --bind /dev/null /dev/kvm && exec "$@"' hide-kvm)
 fi
 (cd "$KUNIT_SRC" && "${hide_kvm[@]}" ./tools/testing/kunit/kunit.py run --arch=x86_64 \
-	--kunitconfig="$KUNIT_DIR" --build_dir="$KUNIT_BUILD" \
+	"${KCONFIG_ARGS[@]}" --build_dir="$KUNIT_BUILD" \
 	--jobs="$(nproc)" --make_options "CC=ccache gcc" --json="$json") \
 	>"$log" 2>&1 || rc=$?
 secs=$(($(date +%s) - start))

@@ -110,6 +110,14 @@ harness_lock() {
 	export KVM_HV_LOCKED="${KVM_HV_LOCKED:+$KVM_HV_LOCKED:}$dir"
 }
 
+# The debug kernel's configuration, as kunit.py arguments (run from the
+# kernel tree): the series' arch/x86/kvm/.kunitconfig, configs/debug.config,
+# and the suite built in with KVM (a second kunitconfig may not change a
+# value of the first, hence --kconfig_add).  debug.sh builds it, and
+# kunit.sh and mutants.sh run the suite in the same build.
+DEBUG_KUNIT_ARGS=(--kunitconfig=arch/x86/kvm --kunitconfig="$TOP/configs/debug.config"
+	--kconfig_add=CONFIG_KVM_HYPERV_KUNIT_TEST=y)
+
 # --- packages: one list of what each stage needs ------------------------------
 # The Debian packages each stage needs.  'make deps' installs and probes
 # them all; each script asks for its own with need_stage.

@@ -258,6 +258,7 @@ norm() {
 # Shared by every clone: a commit id names the same tree everywhere.
 wcache=$CACHE/lint-results
 mkdir -p "$wcache"
+rm -f "$out"/step-*
 build_fail=() new_w1=() new_sp=() cached=0 full=1
 nsteps=$((${#commits[@]} + 1))
 for ((k = 0; k < nsteps; k++)); do
@@ -268,7 +269,15 @@ for ((k = 0; k < nsteps; k++)); do
 		label="$k/${#commits[@]} $(git -C "$TREE" log -1 --format=%s "$c")"
 	fi
 	res=$wcache/$c-$stamp.warnings
-	if [ -f "$res" ]; then
+	# A step that changes only what the build never reads (selftests,
+	# documents, MAINTAINERS) has the warnings of the step before it.
+	builds=
+	[ "$k" -eq 0 ] || builds=$(git -C "$TREE" diff --name-only "$c^" "$c" |
+		grep -vE '^(tools/|Documentation/|MAINTAINERS$)' || true)
+	if [ "$k" -gt 0 ] && [ -z "$builds" ] && [ -f "$out/step-$((k - 1)).warnings" ]; then
+		cp "$out/step-$((k - 1)).warnings" "$out/step-$k.warnings"
+		msg "step $label: changes only tools/, Documentation/ or MAINTAINERS, which the build does not read: the warnings of step $((k - 1))"
+	elif [ -f "$res" ]; then
 		cp "$res" "$out/step-$k.warnings"
 		cached=$((cached + 1)) full=1
 		msg "step $label: known from an earlier run"

@@ -19,14 +19,14 @@ set -euo pipefail
 
 target=arch/x86/kvm/hyperv.c
 kunit=$TOP/scripts/kunit.sh
-KUNIT_SRC=$CACHE/kunit/$SERIES/src
+KUNIT_SRC=$CACHE/debug/$SERIES/src
 : "${MUTANTS_DIR:=$TOP/mutants}"
 
 mutant_files "$MUTANTS_DIR" "$@"
 mutants=("${MUTANTS[@]}")
 
 harness_lock
-harness_lock "$CACHE/kunit/$SERIES"
+harness_lock "$CACHE/debug/$SERIES"
 is_git_tree "$TREE" || die "no kernel git tree at $TREE; run 'make tree' first (or set TREE=)"
 [ -f "$TREE/$target" ] || die "$TREE has no $target"
 
