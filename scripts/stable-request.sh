@@ -191,9 +191,9 @@ against the TLFS rule:
    vmx_flush_tlb_gva() <- kvm_hv_vcpu_flush_tlb(), and 20-21 cases are
    wrong; the patched modules get no wrong case and no WARN.
  - KUnit: the page-by-page rule as a unit test of the range expansion
-   (34 cases: the boundaries at 48 and 57 bits from either side, the
-   wrap, 10^6 random entries against a reference model) passes on our
-   6.12.y series; it tests our code, not the commit.
+   (32 cases: the boundaries at 48 and 57 bits from either side, the
+   wrap, 200,000 random entries against a reference model) passes on
+   our 6.12.y series; it tests our code, not the commit.
 
 Thanks.
 EOF
