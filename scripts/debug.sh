@@ -58,8 +58,8 @@ TIMING_ATTEMPTS=${TIMING_ATTEMPTS:-5}
 : "${KUNIT_MIN_CASES:=20}"
 KUNIT_SUITE=kvm_hv_tlb_flush_range
 KUNIT_DIR=arch/x86/kvm
-FRAGMENT=$TOP/configs/debug.config
-MODULE_CONFIG=CONFIG_KVM_HYPERV_KUNIT_TEST=y
+FRAGMENT=$DEBUG_FRAGMENT
+MODULE_CONFIG=$DEBUG_KCONFIG_ADD
 REVERT=$TOP/faults/revert-45692aa4a7ce.patch
 
 if [ -n "$CHECK" ] && [ "$SERIES" = mainline ]; then

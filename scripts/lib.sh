@@ -115,8 +115,10 @@ harness_lock() {
 # and the suite built in with KVM (a second kunitconfig may not change a
 # value of the first, hence --kconfig_add).  debug.sh builds it, and
 # kunit.sh and mutants.sh run the suite in the same build.
-DEBUG_KUNIT_ARGS=(--kunitconfig=arch/x86/kvm --kunitconfig="$TOP/configs/debug.config"
-	--kconfig_add=CONFIG_KVM_HYPERV_KUNIT_TEST=y)
+DEBUG_FRAGMENT=$TOP/configs/debug.config
+DEBUG_KCONFIG_ADD=CONFIG_KVM_HYPERV_KUNIT_TEST=y
+DEBUG_KUNIT_ARGS=(--kunitconfig=arch/x86/kvm --kunitconfig="$DEBUG_FRAGMENT"
+	--kconfig_add="$DEBUG_KCONFIG_ADD")
 
 # --- packages: one list of what each stage needs ------------------------------
 # The Debian packages each stage needs.  'make deps' installs and probes
