@@ -102,20 +102,27 @@ stage() {
 	read -r -a cmd <<<"${RUN[$name]}"
 	start=$(date +%s)
 	msg "[$name] ${cmd[*]#"$TOP"/}"
-	"${cmd[@]}" >"$logs/$name.log" 2>&1 </dev/null || rc=$?
+	# CPU time (user + system) of the stage and everything it waited
+	# for: with two lanes on two cores, the wall time of a stage depends
+	# on the other lane, its CPU time much less.
+	local TIMEFORMAT='%U %S' cpu
+	{ time "${cmd[@]}" >"$logs/$name.log" 2>&1 </dev/null; } 2>"$logs/$name.cpu" || rc=$?
 	# A stage interrupted by Ctrl-C ends make check too.
 	[ "$rc" -eq 130 ] && die "interrupted during stage $name"
 	secs=$(($(date +%s) - start))
+	cpu=$(awk '{ printf "%d", $1 + $2 + 0.5 }' "$logs/$name.cpu" 2>/dev/null || true)
+	rm -f "$logs/$name.cpu"
+	cpu=${cpu:-?}
 	out=$logs/$name.out
 	if [ $rc -eq 0 ]; then
-		printf '%s\tpass\t%s\n' "$name" "$secs" >>"$logs/stages.tsv"
-		printf 'PASS  %-12s %4ds\n' "$name" "$secs" >"$out"
+		printf '%s\tpass\t%s\t%s\n' "$name" "$secs" "$cpu" >>"$logs/stages.tsv"
+		printf 'PASS  %-12s %4ds  (CPU %ss)\n' "$name" "$secs" "$cpu" >"$out"
 	elif [ $rc -eq 4 ] && grep -q '^SKIP ' "$logs/$name.log"; then
-		printf '%s\tskip\t%s\n' "$name" "$secs" >>"$logs/stages.tsv"
+		printf '%s\tskip\t%s\t%s\n' "$name" "$secs" "$cpu" >>"$logs/stages.tsv"
 		printf 'SKIP  %-12s %4ds  %s\n' "$name" "$secs" "$(grep -m1 '^SKIP ' "$logs/$name.log")" >"$out"
 	else
-		printf '%s\tfail\t%s\n' "$name" "$secs" >>"$logs/stages.tsv"
-		printf 'FAIL  %-12s %4ds  (exit %d; log: %s)\n' "$name" "$secs" "$rc" "${logs#"$TOP"/}/$name.log" >"$out"
+		printf '%s\tfail\t%s\t%s\n' "$name" "$secs" "$cpu" >>"$logs/stages.tsv"
+		printf 'FAIL  %-12s %4ds  (CPU %ss; exit %d; log: %s)\n' "$name" "$secs" "$cpu" "$rc" "${logs#"$TOP"/}/$name.log" >"$out"
 		excerpt "$logs/$name.log" | sed 's/^/      | /' >>"$out"
 	fi
 	# Every stage's own verdict lines, so the CI log shows them.
@@ -134,7 +141,7 @@ member() { [[ " $1 " == *" $2 "* ]]; }
 		"$(git -C "$TOP" diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"
 	printf '# started %s on %s cores; cache %s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(nproc)" \
 		"$([ -d "$CACHE" ] && echo "$(du -sh "$CACHE" 2>/dev/null | cut -f1) at the start" || echo "empty at the start")"
-	printf 'stage\tresult\tsecs\n'
+	printf 'stage\tresult\tsecs\tcpu\n'
 } >"$logs/stages.tsv"
 if [ "$LANES" -eq 1 ]; then
 	for s in "${stages[@]}"; do
@@ -164,7 +171,8 @@ fi
 printf '# total %s\n' "$(($(date +%s) - t0))" >>"$logs/stages.tsv"
 
 # The counts, from the rows of this run.
-while IFS=$'\t' read -r name result secs; do
+cpu_total=0
+while IFS=$'\t' read -r name result secs cpu; do
 	case $result in
 	pass) passed=$((passed + 1)) ;;
 	skip) skipped=$((skipped + 1)) ;;
@@ -172,8 +180,9 @@ while IFS=$'\t' read -r name result secs; do
 	*) continue ;;
 	esac
 	times+=("$name=${secs}s")
+	[[ ${cpu:-} =~ ^[0-9]+$ ]] && cpu_total=$((cpu_total + cpu))
 done < <(grep -v '^#' "$logs/stages.tsv")
-msg "make check took $(($(date +%s) - t0)) s (${times[*]})${failures[*]:+; failed: ${failures[*]}}"
+msg "make check took $(($(date +%s) - t0)) s, $cpu_total s of CPU on $(nproc) cores (${times[*]})${failures[*]:+; failed: ${failures[*]}}"
 if [ "$skipped" -gt 0 ]; then
 	echo "$passed passed, $failed failed, $skipped skipped"
 else
