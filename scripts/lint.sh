@@ -29,8 +29,13 @@ set -euo pipefail
 harness_lock
 need_stage lint
 t0=$(date +%s)
-out=$BUILD/lint
-wt=$BUILD/lint-tree
+# Each series lints in directories of its own, locked, so that make
+# check's two lanes may lint both series at once.
+sfx=
+[ "$SERIES" = stable ] || sfx=-$SERIES
+out=$BUILD/lint$sfx
+wt=$BUILD/lint-tree$sfx
+harness_lock "$out"
 # The per-step build: 6.12.y builds out of tree against Debian's headers,
 # mainline builds its own tree (a full checkout, build/lint-kernel).
 : "${LINT_CHECKS:=checkpatch maintainers build kernel-doc htmldocs}"

@@ -23,6 +23,12 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 harness_lock
+# One tree.sh at a time per tree, also within one make check (its lanes
+# share the build directory's lock): a second one waits, then finds the
+# tree made.
+mkdir -p "$BUILD"
+exec {tree_lock}>>"$BUILD/.tree-$(printf '%s' "$TREE" | sha1sum | cut -c1-12).lock"
+flock -w "${LOCK_WAIT:-3600}" "$tree_lock" || die "another 'make tree' is still making $TREE after ${LOCK_WAIT:-3600} s"
 
 mode=explicit
 [ "${1:-}" = --ensure ] && mode=ensure
