@@ -22,14 +22,25 @@ tree_require
 	die "SERIES=$SERIES: out-of-tree modules are built for Debian's $KREL only; the $SERIES series is tested in its own kernel build"
 [ -n "${MODULES_QUIET:-}" ] || tree_report
 
-src=$out/src
-mkdir -p "$src/arch/x86" "$src/virt" "$src/overlay"
-# rsync keeps the mtimes, so an unchanged file is not rebuilt.
-rsync -a --delete --exclude='*.o' --exclude='*.ko' --exclude='.*.cmd' \
+if [ -z "${1:-}" ]; then
+	# make modules: one mirror and its objects in the cache, shared by
+	# every clone and scratch copy of the project (the README's flows,
+	# faults), so that a new copy rebuilds only what differs from the
+	# last build.  Locked while in use.
+	src=$CACHE/modules/$KREL/src
+	harness_lock "$CACHE/modules/$KREL"
+else
+	src=$out/src
+fi
+mkdir -p "$out" "$src/arch/x86" "$src/virt" "$src/overlay"
+# By content (--checksum, no --times): a file that differs from the last
+# build is written and so newer than its object, whatever its mtime in
+# $TREE; an unchanged one is left alone and not rebuilt.
+rsync -rlc --delete --exclude='*.o' --exclude='*.ko' --exclude='.*.cmd' \
 	--exclude='*.mod*' --exclude='modules.order' --exclude='Module.symvers' \
 	--exclude='kvm-asm-offsets.[hs]' \
 	"$TREE/arch/x86/kvm" "$src/arch/x86/"
-rsync -a --delete --exclude='*.o' --exclude='.*.cmd' "$TREE/virt/kvm" "$src/virt/"
+rsync -rlc --delete --exclude='*.o' --exclude='.*.cmd' "$TREE/virt/kvm" "$src/virt/"
 # shellcheck disable=SC2016 # $(src) and $(srctree) are make's
 sed -i -e 's|^ccflags-y += -I $(srctree)/arch/x86/kvm$|ccflags-y += -I $(src)|' \
 	-e 's|^include $(srctree)/virt/kvm/Makefile.kvm$|include $(src)/../../../virt/kvm/Makefile.kvm|' \
@@ -44,11 +55,14 @@ grep -qF 'include $(src)/../../../virt/kvm/Makefile.kvm' "$src/arch/x86/kvm/Make
 # directory relative to it (TRACE_INCLUDE_PATH ../../arch/x86/kvm), which
 # then resolves to the mirrored arch/x86/kvm.
 mapfile -t hdrs < <(git -C "$TREE" diff --name-only "$BASE_TAG" -- include arch/x86/include)
-rm -rf "$src/overlay"
-mkdir -p "$src/overlay/include"
+ovl=$(mktemp -d "$src/.overlay.XXXXXX")
+on_exit "rm -rf '$ovl'"
+mkdir -p "$ovl/include"
 if [ ${#hdrs[@]} -gt 0 ]; then
-	(cd "$TREE" && rsync -a --relative "${hdrs[@]}" "$src/overlay/")
+	(cd "$TREE" && rsync -a --relative "${hdrs[@]}" "$ovl/")
 fi
+# By content again, for the same reason.
+rsync -rlc --delete "$ovl/" "$src/overlay/"
 overlay_flags="-I$src/overlay/include"
 [ -d "$src/overlay/arch/x86/include" ] &&
 	overlay_flags="-I$src/overlay/arch/x86/include $overlay_flags"
