@@ -28,6 +28,9 @@
 #                        promptly a vCPU runs (default: hyperv_ipi, a fixed
 #                        busy loop for the IPI; hyperv_clock, 10 ms and 1%
 #                        bounds between clock reads)
+#   SELFTESTS_OBJ_ROOT=<dir>  build the tests in <dir>/obj-* instead of
+#                        build/selftests/obj-* (the faults stage shares
+#                        make check's objects this way; a lock guards them)
 #   TEST_ENV="VAR=val .." environment of the tests in the guest, e.g.
 #                        HV_FLUSH_PROBE_FUNC=bogus to break the flush oracle
 #   GUEST_SLEEP=<s>      keep the guest idle that long before the tests
@@ -134,7 +137,9 @@ if [ ! -d "$hdr/include" ]; then
 fi
 
 # The tests themselves; make rebuilds only what changed.
-obj=$sbuild/obj-$(echo "$TREE" | sha1sum | cut -c1-8)-$hdr_key
+# SELFTESTS_OBJ_ROOT: another build directory's objects for the same tree
+# (the faults stage reuses make check's own; the lock below makes that safe).
+obj=${SELFTESTS_OBJ_ROOT:-$sbuild}/obj-$(echo "$TREE" | sha1sum | cut -c1-8)-$hdr_key
 targets=()
 # The validator is the project's own test, in validator/, not in any
 # series: it is built against $TREE's selftest library (validator.mk).

@@ -461,10 +461,12 @@ EOT
 # stage, for the injected reason (the stage's log says WHY), and exit
 # non-zero.
 fault() {
-	local name=$1 stage=$2 why=$3 log rc=0 slog
+	local name=$1 stage=$2 why=$3 log rc=0 slog t
 	shift 3
 	log=$FT/$(tr ' /' '__' <<<"$name").log
+	t=$(date +%s)
 	env -u KVM_HV_LOCKED "$@" "$TOP/scripts/check.sh" >"$log" 2>&1 || rc=$?
+	msg "fault '$name' took $(($(date +%s) - t)) s"
 	slog=$(sed -nE "s/^FAIL +$stage .*log: (.*)\)$/\1/p" "$log")
 	[ -z "$slog" ] || [[ $slog == /* ]] || slog=$TOP/$slog
 	if [ "$rc" -ne 0 ] && [ -n "$slog" ] && grep -qE -- "$why" "$slog"; then
@@ -527,13 +529,13 @@ do_faults() {
 		xz -dc "$STOCK_MODDIR/kernel/arch/x86/kvm/$m.ko.xz" >"$FT/stock/$m.ko"
 	done
 	fault "failing selftest" selftests "hyperv_tlb_flush_ranges: not ok" STAGES=selftests TESTS=hyperv_tlb_flush_ranges \
-		PATCHED_MODS_DIR="$FT/stock" TREE="$TREE" BUILD="$FT/b5" LOCK_WAIT=600
+		PATCHED_MODS_DIR="$FT/stock" TREE="$TREE" BUILD="$FT/b5" SELFTESTS_OBJ_ROOT="$BUILD/selftests" LOCK_WAIT=600
 
 	# No oracle: the flush kprobe cannot be placed.  The new selftest must
 	# fail, saying so, and never pass as skipped.
 	fault "no oracle" selftests "oracle unavailable" STAGES=selftests TESTS=hyperv_tlb_flush_ranges \
 		TEST_ENV=HV_FLUSH_PROBE_FUNC=bogus_flush_fn PATCHED_MODS_DIR="$BUILD/modules/patched" \
-		TREE="$TREE" BUILD="$FT/b5" LOCK_WAIT=600
+		TREE="$TREE" BUILD="$FT/b5" SELFTESTS_OBJ_ROOT="$BUILD/selftests" LOCK_WAIT=600
 
 	# make install puts Debian's stock modules under updates/: the guest's
 	# modprobe loads them, and the install stage must see that they are not
@@ -541,7 +543,7 @@ do_faults() {
 	mkdir -p "$FT/b5/modules/patched"
 	cp "$BUILD"/modules/patched/kvm*.ko "$FT/b5/modules/patched/"
 	fault "stock modules installed" install "build ID [0-9a-f]+, not the patched kvm.ko" STAGES=install \
-		PATCHED_MODS_DIR="$FT/stock" TREE="$TREE" BUILD="$FT/b5" LOCK_WAIT=600
+		PATCHED_MODS_DIR="$FT/stock" TREE="$TREE" BUILD="$FT/b5" SELFTESTS_OBJ_ROOT="$BUILD/selftests" LOCK_WAIT=600
 
 	# A flush-path mutant the selftest cannot kill: a comment again.
 	mkdir -p "$FT/flush-mutants"
@@ -552,7 +554,7 @@ do_faults() {
 			diff -u --label a/arch/x86/kvm/hyperv.c --label b/arch/x86/kvm/hyperv.c arch/x86/kvm/hyperv.c -) || true
 	} >"$FT/flush-mutants/99-equivalent.patch"
 	fault "surviving flush-path mutant" selftest-mutants "SURVIVED 99-equivalent" STAGES=selftest-mutants \
-		FLUSH_MUTANTS_DIR="$FT/flush-mutants" TREE="$TREE" BUILD="$FT/b5" LOCK_WAIT=600
+		FLUSH_MUTANTS_DIR="$FT/flush-mutants" TREE="$TREE" BUILD="$FT/b5" SELFTESTS_OBJ_ROOT="$BUILD/selftests" LOCK_WAIT=600
 
 	# A use-after-free on the PV TLB flush path, as a scratch change of the
 	# debug kernel's mirror (never the tree): KASAN must report it and the
