@@ -18,7 +18,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 harness_lock
 
-DEFAULT_STAGES="deps shellcheck tree roundtrip errors make install fuzz intel bench kunit mutants selftest-mutants debug lint send mainline debug-mainline flows readme faults"
+DEFAULT_STAGES="deps shellcheck tree roundtrip errors make install fuzz bench kunit mutants selftest-mutants debug lint send intel mainline debug-mainline flows readme faults"
 # What each stage runs.
 declare -A RUN=(
 	[deps]="$TOP/scripts/deps.sh"
@@ -52,16 +52,18 @@ declare -A RUN=(
 	[debug]="$TOP/scripts/debug.sh --check"
 	[debug-mainline]="env -u TREE -u PATCHES SERIES=mainline $TOP/scripts/debug.sh --check"
 )
-# Two lanes on two cores: lane B's stages run one emulator (QEMU TCG or
-# Bochs, one thread each) and build little, lane A's build kernels with
-# make -j.  They share no directory that one of them writes unlocked: the
-# cache's kernel mirrors have locks of their own, selftests.sh locks its
-# object directory while it builds.  The stages before lane A and B make
+# Two lanes on two cores, of about equal length on a new machine: lane A
+# builds the two debug kernels (make -j) and runs Bochs between them, lane
+# B the QEMU stages and the mainline series' lint.  They share no
+# directory that one of them writes unlocked: the cache's mirrors, each
+# series' lint directories and each tree have locks of their own,
+# selftests.sh locks its object directory while it builds.  The stages
+# before lane A and B make
 # what both use (packages, build/tree).  faults runs make check itself,
 # each fault in a build directory of its own; it ends lane B, by when lane
 # A's first stage (kunit) has built the debug kernel its KASAN fault needs.
 FIRST="deps shellcheck tree roundtrip errors"
-LANE_B="make install fuzz intel bench selftest-mutants flows mainline readme faults"
+LANE_B="make install fuzz bench selftest-mutants flows mainline readme faults"
 LAST=""
 : "${LANES:=2}"
 case $LANES in 1 | 2) ;; *) die "LANES=$LANES: 1 (every stage in order) or 2 (two lanes side by side)" ;; esac
