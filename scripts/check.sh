@@ -58,10 +58,10 @@ declare -A RUN=(
 # directory that one of them writes unlocked: the cache's mirrors, each
 # series' lint directories and each tree have locks of their own,
 # selftests.sh locks its object directory while it builds.  The stages
-# before lane A and B make
-# what both use (packages, build/tree).  faults runs make check itself,
-# each fault in a build directory of its own; it ends lane B, by when lane
-# A's first stage (kunit) has built the debug kernel its KASAN fault needs.
+# before lane A and B make what both use (packages, build/tree).  faults
+# runs make check itself, each fault in a build directory of its own; it
+# ends lane B, by when lane A's first stage (kunit) has built the debug
+# kernel its KASAN fault needs.
 FIRST="deps shellcheck tree roundtrip errors"
 LANE_B="make install fuzz bench selftest-mutants flows mainline readme faults"
 LAST=""
