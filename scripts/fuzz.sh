@@ -51,7 +51,9 @@ failure() {
 	local sum
 	sum=$(selftests_out "$1" "${CPU:-48}")/summary.tsv
 	if grep -q "is wrong:" "$FUZZ_KTAP" 2>/dev/null; then
-		echo "the fuzzer found a wrong round"
+		# "# fuzzer: round R (hypercall H) is wrong: WHY", then whether it repeats
+		echo "the fuzzer found a wrong $(sed -n 's/^# fuzzer: \(round .* is wrong: .*\)/\1/p' "$FUZZ_KTAP" | head -n1);" \
+			"$(sed -n 's/^# fuzzer: the wrong round run alone again: //p' "$FUZZ_KTAP" | head -n1)"
 	elif grep -q 'timed out' "$sum" 2>/dev/null; then
 		echo "the fuzzer did not finish in time ($(awk -F'\t' '$1 == "hyperv_tlb_flush_ranges" { print $5 }' "$sum"); a loaded machine runs fewer hypercalls a second), no wrong round until then"
 	else
