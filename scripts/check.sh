@@ -106,9 +106,11 @@ stage() {
 	msg "[$name] ${cmd[*]#"$TOP"/}"
 	# CPU time (user + system) of the stage and everything it waited
 	# for: with two lanes on two cores, the wall time of a stage depends
-	# on the other lane, its CPU time much less.
-	local TIMEFORMAT='%U %S' cpu
-	{ time "${cmd[@]}" >"$logs/$name.log" 2>&1 </dev/null; } 2>"$logs/$name.cpu" || rc=$?
+	# on the other lane, its CPU time much less.  Timed in a subshell of
+	# its own: the main shell also reaps lane B's, whose whole CPU time
+	# 'time' there would add to the lane A stage running at that moment.
+	local cpu
+	(TIMEFORMAT='%U %S' && time "${cmd[@]}" >"$logs/$name.log" 2>&1 </dev/null) 2>"$logs/$name.cpu" || rc=$?
 	# A stage interrupted by Ctrl-C ends make check too.
 	[ "$rc" -eq 130 ] && die "interrupted during stage $name"
 	secs=$(($(date +%s) - start))
