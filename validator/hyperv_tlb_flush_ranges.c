@@ -1377,17 +1377,13 @@ static void phase_lap(int phase, struct timespec *t)
 }
 
 /*
- * Whether the last batch's trace could not be read whole: events were lost
- * (a CPU's buffer filled up) or its hypercalls did not split into the
- * rounds.  Its rounds are then wrong for want of a trace, not for KVM.
- */
-static bool batch_unread;
-
-/*
  * Run @nr rounds (at most BATCH) in one guest entry, read the trace once
- * and judge each round on its own: @res[k] is round k's verdict.
+ * and judge each round on its own: @res[k] is round k's verdict.  Returns
+ * false if the trace could not be read whole: events were lost (a CPU's
+ * buffer filled up) or its hypercalls did not split into the rounds, which
+ * made every round wrong for want of a trace, not for KVM.
  */
-static void run_batch(struct round *const *rds, int nr, struct round_result *res)
+static bool run_batch(struct round *const *rds, int nr, struct round_result *res)
 {
 	static struct vcpu_obs obs[BATCH][NR_VCPUS];
 	static struct call_model m[BATCH][NR_VCPUS];
@@ -1472,7 +1468,6 @@ static void run_batch(struct round *const *rds, int nr, struct round_result *res
 	split = oracle_read(obs, calls, nr);
 	phase_lap(PH_READ, &t);
 	lost = kprobe_trace_lost();
-	batch_unread = lost || !split;
 	for (k = 0; k < nr; k++) {
 		if (lost)
 			set_why(&res[k], "the oracle lost %lu events", lost);
@@ -1491,6 +1486,7 @@ static void run_batch(struct round *const *rds, int nr, struct round_result *res
 		}
 	}
 	phase_lap(PH_JUDGE, &t);
+	return split && !lost;
 }
 
 static void run_round(struct round *rd, struct round_result *res)
@@ -2058,14 +2054,13 @@ static void fuzz(u64 seed, long rounds, long min_calls, long min_secs)
 			}
 			fuzz_encode(f, rb[k]);
 		}
-		run_batch(rb, nr, res);
 		/*
 		 * Which CPU's buffer a vCPU's events land in depends on the
 		 * scheduler, so a batch of big rounds may overflow one.  Judge
 		 * such a batch again one round at a time, with the same input;
 		 * a round that alone cannot be read stays wrong.
 		 */
-		if (batch_unread && nr > 1) {
+		if (!run_batch(rb, nr, res) && nr > 1) {
 			ksft_print_msg("fuzzer: rounds %ld-%ld: %s; judging them one at a time\n",
 				       r, r + nr - 1, res[0].why);
 			reread_batches++;
