@@ -63,7 +63,7 @@ declare -A RUN=(
 # ends lane B, by when lane A's first stage (kunit) has built the debug
 # kernel its KASAN fault needs.
 FIRST="deps shellcheck tree roundtrip errors"
-LANE_B="make install fuzz bench selftest-mutants flows mainline readme faults"
+LANE_B="make install fuzz bench selftest-mutants mainline readme faults"
 LAST=""
 : "${LANES:=2}"
 case $LANES in 1 | 2) ;; *) die "LANES=$LANES: 1 (every stage in order) or 2 (two lanes side by side)" ;; esac
