@@ -177,10 +177,9 @@ fi
 fi
 
 # --- build-w1 and sparse, one step at a time --------------------------------
-# The warnings of a step are kept under its tree id (the content the build
-# reads) and the harness that produced them, so a rerun builds only the
-# steps it has not seen.  Not under its commit id: 'make tree' in another
-# clone makes other commits (dates) of the same trees.  The first step built in a run is
+# The warnings of a step are kept under its commit id (which names the
+# whole tree and history) and the harness that produced them, so a rerun
+# builds only the steps it has not seen.  The first step built in a run is
 # a full build of what is checked (every object, ccache makes gcc fast); the
 # ones after it are incremental: make rebuilds exactly what changed,
 # everything else was checked at an earlier step.
@@ -261,7 +260,7 @@ norm() {
 			-e 's|^([^ :]+):[0-9]+:[0-9]+:|\1:|' -e 's|^([^ :]+):[0-9]+:|\1:|' |
 		sort -u
 }
-# Shared by every clone: a tree id names the same content everywhere.
+# Shared by every clone: a commit id names the same tree everywhere.
 wcache=$CACHE/lint-results
 mkdir -p "$wcache"
 rm -f "$out"/step-*
@@ -274,7 +273,7 @@ for ((k = 0; k < nsteps; k++)); do
 		c=${commits[k - 1]}
 		label="$k/${#commits[@]} $(git -C "$TREE" log -1 --format=%s "$c")"
 	fi
-	res=$wcache/$(git -C "$TREE" rev-parse "$c^{tree}")-$stamp.warnings
+	res=$wcache/$c-$stamp.warnings
 	# A step that changes only what the build never reads (selftests,
 	# documents, MAINTAINERS) has the warnings of the step before it.
 	builds=
