@@ -263,6 +263,10 @@ norm() {
 # Shared by every clone: a commit id names the same tree everywhere.
 wcache=$CACHE/lint-results
 mkdir -p "$wcache"
+# One lint of a series builds at a time: a second one (another copy of
+# the project, or make check's other lane) waits, then finds the first
+# one's steps here instead of building the same steps beside it.
+harness_lock "$wcache/$SERIES"
 rm -f "$out"/step-*
 build_fail=() new_w1=() new_sp=() cached=0 full=1
 nsteps=$((${#commits[@]} + 1))
