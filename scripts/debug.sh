@@ -56,6 +56,13 @@ SEED=${SEED:-$(date -u +%Y%m%d)}
 TIMING_ATTEMPTS=${TIMING_ATTEMPTS:-5}
 [[ $TIMING_ATTEMPTS =~ ^[1-9]$ ]] || die "TIMING_ATTEMPTS must be a number of runs from 1 to 9, not '$TIMING_ATTEMPTS'"
 : "${KUNIT_MIN_CASES:=20}"
+# Wall-time bounds of one selftest run and of one boot (TEST_TIMEOUT= and
+# QEMU_TIMEOUT= override them).  A boot of the debug kernel with every
+# selftest takes about a minute quiet and three on a loaded machine; a
+# hung guest costs at most the boot bound, and the fuzzer's boot gets
+# FUZZ_ROUNDS/4 s more (500 rounds take about 30 s).
+DEBUG_TEST_TIMEOUT=240
+DEBUG_QEMU_TIMEOUT=900
 KUNIT_SUITE=kvm_hv_tlb_flush_range
 KUNIT_DIR=arch/x86/kvm
 FRAGMENT=$DEBUG_FRAGMENT
@@ -154,10 +161,18 @@ boot() {
 	rm -rf "${OUT:?}/$name"
 	msg "booting the debug kernel: $name (${tests:-every Hyper-V selftest})"
 	env KERNEL="$KIMAGE" CPU="$CPU" TESTS="$tests" SELFTESTS_OUT="$OUT/$name" \
-		QEMU_APPEND="log_buf_len=8M" TEST_TIMEOUT="${TEST_TIMEOUT:-600}" \
-		QEMU_TIMEOUT="${QEMU_TIMEOUT:-1800}" "$@" \
+		QEMU_APPEND="log_buf_len=8M" TEST_TIMEOUT="${TEST_TIMEOUT:-$DEBUG_TEST_TIMEOUT}" \
+		QEMU_TIMEOUT="${QEMU_TIMEOUT:-$DEBUG_QEMU_TIMEOUT}" "$@" \
 		"$TOP/scripts/selftests.sh" >"$OUT/$name.log" 2>&1 || rc=$?
-	grep -E '^(==> (all|booting)|ERROR|kernel: |RETRY |[a-z_]+: (not ok|# ))' "$OUT/$name.log" >&2 || true
+	grep -E '^(==> (all|booting)|ERROR|WARNING|kernel: |RETRY |[a-z_]+: (not ok|# ))' "$OUT/$name.log" >&2 || true
+	# A boot that went wrong as a whole (hang, panic, no summary): the end
+	# of its console, so that make check's output alone shows where.
+	if [ "$rc" -ne 0 ] && ! awk -F'\t' '$1 == "kernel" && $2 == "pass"' "$OUT/$name/summary.tsv" 2>/dev/null | grep -q .; then
+		{
+			grep '^==>   guest: ' "$OUT/$name.log" || echo "(no progress line from the guest)"
+			sed -n '/^--- last 40 console lines ---$/,/^ERROR: /p' "$OUT/$name.log" | grep -v '^ERROR: '
+		} | sed 's/^/    | /' >&2
+	fi
 	return "$rc"
 }
 
@@ -334,6 +349,8 @@ run() {
 	if [ "$FUZZ_ROUNDS" -gt 0 ]; then
 		t=$(date +%s)
 		if boot fuzz hyperv_tlb_flush_ranges \
+			TEST_TIMEOUT="${TEST_TIMEOUT:-$((DEBUG_TEST_TIMEOUT + FUZZ_ROUNDS / 4))}" \
+			QEMU_TIMEOUT="${QEMU_TIMEOUT:-$((DEBUG_QEMU_TIMEOUT + FUZZ_ROUNDS / 4))}" \
 			TEST_ENV="HV_FLUSH_FUZZ_ROUNDS=$FUZZ_ROUNDS HV_FLUSH_FUZZ_SEED=$SEED"; then
 			secs=$(($(date +%s) - t))
 			calls=$(sed -n 's/^# fuzzer: [0-9]* rounds, \([0-9]*\) hypercalls in.*/\1/p' \
