@@ -128,6 +128,7 @@ build() {
 	local log=$OUT/build.log t rc=0 missing
 	msg "kunit.py build: $KUNIT_DIR/.kunitconfig + ${FRAGMENT#"$TOP"/} + $MODULE_CONFIG, in $KBUILD (log: ${log#"$TOP"/})"
 	t=$(date +%s)
+	bzimage_fresh "$KBUILD"
 	(cd "$SRC" && ./tools/testing/kunit/kunit.py build --arch=x86_64 \
 		"${DEBUG_KUNIT_ARGS[@]}" --build_dir="$KBUILD" \
 		--jobs="$(nproc)" --make_options "CC=ccache gcc") >"$log" 2>&1 || rc=$?
@@ -150,6 +151,7 @@ build() {
 		die "kconfig dropped options asked for (unmet dependencies?): $(echo "$missing" | tr '\n' ' ')"
 	KIMAGE=$KBUILD/arch/x86/boot/bzImage
 	[ -f "$KIMAGE" ] || die "no $KIMAGE after the build"
+	bzimage_check "$KBUILD"
 	msg "config has all $(cat "$SRC/$KUNIT_DIR/.kunitconfig" "$FRAGMENT" | grep -c '^CONFIG_') options asked for, the suite built into kvm"
 }
 

@@ -83,6 +83,7 @@ hide_kvm=()
 if [ -e /dev/kvm ] && ! grep -qw -e vmx -e svm /proc/cpuinfo && [ "$(id -u)" -eq 0 ]; then
 	hide_kvm=(unshare -m sh -c 'mount --bind /dev/null /dev/kvm && exec "$@"' hide-kvm)
 fi
+bzimage_fresh "$KUNIT_BUILD"
 (cd "$KUNIT_SRC" && "${hide_kvm[@]}" ./tools/testing/kunit/kunit.py run --arch=x86_64 \
 	"${KCONFIG_ARGS[@]}" --build_dir="$KUNIT_BUILD" \
 	--jobs="$(nproc)" --make_options "CC=ccache gcc" --json="$json") \
@@ -98,6 +99,9 @@ fi
 if [ ! -s "$json" ]; then
 	die "kunit.py exited with $rc without test results after $secs s: configuring, building or booting failed; see $log"
 fi
+# The results are those of the kernel just built only if it was the one
+# booted.
+bzimage_check "$KUNIT_BUILD"
 
 # Count the leaves of kunit.py's JSON tree: every test case, and every
 # parameter of a parameterised one.

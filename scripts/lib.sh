@@ -15,10 +15,14 @@ BUILD=$(realpath -m "$BUILD")
 # What must outlive 'make distclean': the records of sent versions.
 : "${STATE:=${XDG_STATE_HOME:-$HOME/.local/state}/kvm-hv-flush}"
 export CCACHE_DIR="${CCACHE_DIR:-$CACHE/ccache}"
-# ccache's depend mode: a miss does not run the preprocessor a second time
-# (Kbuild's -Wp,-MMD gives ccache the headers), which on a new machine,
-# where every kernel object is a miss, is about an eighth of the compile.
-export CCACHE_DEPEND="${CCACHE_DEPEND:-1}"
+# ccache in its default mode, never depend mode: with no preprocessor
+# run, depend mode does not see the .incbin of arch/x86/boot/compressed/
+# piggy.S and hands back an older piggy.o, and so a bzImage holding an
+# older kernel, whenever the compressed sizes in piggy.S repeat.  The
+# namespace keeps out the entries depend mode wrote (default mode's direct
+# lookups would find them too).
+unset CCACHE_DEPEND
+export CCACHE_NAMESPACE=kvm-hv-flush-2
 # No 'git gc --auto' in the background: it would outlive the command that
 # started it, holding the build directory's lock (an inherited fd).
 if [ -z "${KVM_HV_NO_AUTO_GC:-}" ]; then
@@ -368,6 +372,31 @@ selftests_out() {
 	local pfx=
 	[ "${3:-$HOST}" = amd ] || pfx=${3:-$HOST}-
 	printf '%s/selftests/%s%s-%s\n' "$BUILD" "$pfx" "$1" "$2"
+}
+
+# bzimage_fresh KBUILD: before a build, so that the bzImage is made
+# around the new kernel whatever a compiler cache holds (assembling
+# piggy.S again takes a second).
+bzimage_fresh() { rm -f "$1/arch/x86/boot/compressed/piggy.o"; }
+
+# bzimage_check KBUILD: die unless KBUILD's bzImage holds the kernel last
+# built there, that is, unless the compressed kernel in piggy.o is the
+# vmlinux.bin.* its piggy.S names with .incbin.  A compiler cache that
+# misses the .incbin hands back an older piggy.o and so boots an older
+# kernel (ccache's depend mode did, see CCACHE_NAMESPACE above).
+bzimage_check() {
+	local kb=$1 c blob
+	c=$kb/arch/x86/boot/compressed
+	blob=$(sed -n 's/^\.incbin "\(.*\)"$/\1/p' "$c/piggy.S" 2>/dev/null || true)
+	if [ -z "$blob" ] || [ ! -f "$kb/$blob" ] || [ ! -f "$c/piggy.o" ]; then
+		die "no arch/x86/boot/compressed/piggy.{S,o} or compressed kernel in $kb: the build did not make a bzImage"
+	fi
+	objcopy -O binary --only-section=.rodata..compressed "$c/piggy.o" "$c/piggy.check"
+	if ! cmp -s "$c/piggy.check" "$kb/$blob"; then
+		rm -f "$c/piggy.check"
+		die "$kb/arch/x86/boot/bzImage does not hold the kernel just built: piggy.o is older than $blob (a compiler cache that cached the .incbin?); remove $c/piggy.o and build again"
+	fi
+	rm -f "$c/piggy.check"
 }
 
 # --- mutants -------------------------------------------------------------------------
