@@ -187,6 +187,12 @@ while IFS=$'\t' read -r name result secs cpu; do
 	times+=("$name=${secs}s")
 	[[ ${cpu:-} =~ ^[0-9]+$ ]] && cpu_total=$((cpu_total + cpu))
 done < <(grep -v '^#' "$logs/stages.tsv")
+# Each failed stage's verdict lines once more, next to the counts: a CI
+# that keeps only the end of the output still says why.
+for s in "${failures[@]}"; do
+	echo "--- why $s failed (${logs#"$TOP"/}/$s.log) ---"
+	grep -E '^(FAIL|ERROR|not ok|SURVIVED)|^ *(\| )?(kernel: |==>   guest: )' "$logs/$s.log" | head -n 20 || true
+done
 msg "make check took $(($(date +%s) - t0)) s, $cpu_total s of CPU on $(nproc) cores (${times[*]})${failures[*]:+; failed: ${failures[*]}}"
 if [ "$skipped" -gt 0 ]; then
 	echo "$passed passed, $failed failed, $skipped skipped"
