@@ -18,11 +18,12 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 harness_lock
 
-DEFAULT_STAGES="deps shellcheck tree roundtrip errors make install fuzz bench kunit mutants selftest-mutants debug lint send intel mainline debug-mainline flows readme faults"
+DEFAULT_STAGES="deps shellcheck cc-cache tree roundtrip errors make install fuzz bench kunit mutants selftest-mutants debug lint send intel mainline debug-mainline flows readme faults"
 # What each stage runs.
 declare -A RUN=(
 	[deps]="$TOP/scripts/deps.sh"
 	[shellcheck]="$TOP/scripts/test-harness.sh shellcheck"
+	[cc-cache]="$TOP/scripts/test-harness.sh cc-cache"
 	[tree]="$TOP/scripts/tree.sh"
 	[roundtrip]="$TOP/scripts/test-harness.sh roundtrip"
 	[errors]="$TOP/scripts/test-harness.sh errors"
@@ -63,7 +64,7 @@ declare -A RUN=(
 # runs make check itself, each fault in a build directory of its own; it
 # ends lane B, by when lane A's first stage (kunit) has built the debug
 # kernel its KASAN fault needs.
-FIRST="deps shellcheck tree roundtrip errors"
+FIRST="deps shellcheck cc-cache tree roundtrip errors"
 LANE_B="make install fuzz bench selftest-mutants lint mainline readme faults"
 LAST=""
 : "${LANES:=2}"

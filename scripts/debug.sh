@@ -131,12 +131,12 @@ build() {
 	bzimage_fresh "$KBUILD"
 	(cd "$SRC" && ./tools/testing/kunit/kunit.py build --arch=x86_64 \
 		"${DEBUG_KUNIT_ARGS[@]}" --build_dir="$KBUILD" \
-		--jobs="$(nproc)" --make_options "CC=ccache gcc") >"$log" 2>&1 || rc=$?
+		--jobs="$(nproc)" --make_options "CC=$KCC") >"$log" 2>&1 || rc=$?
 	if [ "$rc" -ne 0 ]; then
 		grep -E 'error|Error|Missing|ERROR' "$log" | tail -n 20 >&2 || tail -n 20 "$log" >&2
 		die "kunit.py build failed (exit $rc) after $(($(date +%s) - t)) s; see $log"
 	fi
-	make -s -C "$SRC" O="$KBUILD" ARCH=x86_64 CC="ccache gcc" -j"$(nproc)" modules >>"$log" 2>&1 ||
+	make -s -C "$SRC" O="$KBUILD" ARCH=x86_64 CC="$KCC" -j"$(nproc)" modules >>"$log" 2>&1 ||
 		die "make modules failed; see $log"
 	BUILD_SECS=$(($(date +%s) - t))
 	msg "kernel and modules built in $BUILD_SECS s"

@@ -86,7 +86,7 @@ fi
 bzimage_fresh "$KUNIT_BUILD"
 (cd "$KUNIT_SRC" && "${hide_kvm[@]}" ./tools/testing/kunit/kunit.py run --arch=x86_64 \
 	"${KCONFIG_ARGS[@]}" --build_dir="$KUNIT_BUILD" \
-	--jobs="$(nproc)" --make_options "CC=ccache gcc" --json="$json") \
+	--jobs="$(nproc)" --make_options "CC=$KCC" --json="$json") \
 	>"$log" 2>&1 || rc=$?
 secs=$(($(date +%s) - start))
 tail -n 60 "$log" >&2

@@ -15,14 +15,14 @@ BUILD=$(realpath -m "$BUILD")
 # What must outlive 'make distclean': the records of sent versions.
 : "${STATE:=${XDG_STATE_HOME:-$HOME/.local/state}/kvm-hv-flush}"
 export CCACHE_DIR="${CCACHE_DIR:-$CACHE/ccache}"
-# ccache in its default mode, never depend mode: with no preprocessor
-# run, depend mode does not see the .incbin of arch/x86/boot/compressed/
-# piggy.S and hands back an older piggy.o, and so a bzImage holding an
-# older kernel, whenever the compressed sizes in piggy.S repeat.  The
-# namespace keeps out the entries depend mode wrote (default mode's direct
-# lookups would find them too).
-unset CCACHE_DEPEND
-export CCACHE_NAMESPACE=kvm-hv-flush-2
+# ccache in depend mode: no preprocessor run before a miss, so a cold
+# build costs what gcc alone does.  Depend mode does not see an .incbin
+# (it once handed back an older piggy.o, so a bzImage of an older
+# kernel); KCC, the CC of the kernel builds here, compiles such sources
+# without ccache.  The namespace keeps out entries written before that.
+export CCACHE_DEPEND=1
+export CCACHE_NAMESPACE=kvm-hv-flush-3
+KCC=$TOP/scripts/cc-cache.sh
 # No 'git gc --auto' in the background: it would outlive the command that
 # started it, holding the build directory's lock (an inherited fd).
 if [ -z "${KVM_HV_NO_AUTO_GC:-}" ]; then

@@ -3,6 +3,8 @@
 #
 # Tests of the harness itself, one PASS/FAIL line a check.
 #   test-harness.sh shellcheck  every script is shellcheck-clean
+#   test-harness.sh cc-cache    the kernel builds' CC never hands back
+#                               an object of an older .incbin blob
 #   test-harness.sh roundtrip   make tree && make export is byte-identical
 #   test-harness.sh errors      wrong input gets a clear error and leaves
 #                               nothing half-made behind
@@ -70,6 +72,39 @@ scratch() {
 do_shellcheck() {
 	need_stage harness
 	(cd "$TOP" && shellcheck -x scripts/*.sh .ci/run) && ok "shellcheck: scripts/*.sh .ci/run"
+}
+
+# --- the kernel builds' CC ----------------------------------------------------
+# KCC (scripts/cc-cache.sh) must not hand back an object whose .incbin
+# blob changed since it was cached.  The control: plain 'ccache gcc' in
+# depend mode does hand back the old one, as it once did with piggy.o.
+do_cc_cache() {
+	need_stage modules
+	scratch
+	local d=$SCR/cc cc got
+	mkdir -p "$d"
+	printf '.section .rodata.blob,"a"\n.incbin "blob"\n' >"$d/piggy.S"
+	for cc in "ccache gcc" "$KCC"; do
+		rm -rf "$d/ccache"
+		got=
+		for v in old new; do
+			printf '%s' "$v" >"$d/blob"
+			# Older than this second, or ccache stores nothing.
+			touch -d '-1 minute' "$d/piggy.S" "$d/blob"
+			rm -f "$d/piggy.o"
+			(cd "$d" && CCACHE_DIR=$d/ccache $cc -c -Wp,-MMD,piggy.d piggy.S -o piggy.o) || {
+				bad "cc-cache: '$cc' could not assemble $d/piggy.S"
+				return
+			}
+			got+=$(objcopy -O binary --only-section=.rodata.blob "$d/piggy.o" /dev/stdout)
+		done
+		case "$cc:$got" in
+		"ccache gcc:oldold") ok "cc-cache: control: ccache gcc in depend mode hands back the object of the old .incbin blob" ;;
+		"ccache gcc:"*) bad "cc-cache: control: ccache gcc in depend mode gave '$got', not 'oldold': this test shows nothing" ;;
+		*:oldnew) ok "cc-cache: ${KCC#"$TOP"/} assembles the new .incbin blob (old, then new)" ;;
+		*) bad "cc-cache: ${KCC#"$TOP"/} gave '$got' for the blobs old, new: a stale object" ;;
+		esac
+	done
 }
 
 # --- round trip --------------------------------------------------------------
@@ -599,6 +634,7 @@ do_mainline() {
 
 case "${1:-}" in
 shellcheck) do_shellcheck ;;
+cc-cache) do_cc_cache ;;
 mainline) do_mainline ;;
 roundtrip) do_roundtrip ;;
 errors) do_errors ;;
@@ -606,6 +642,6 @@ flows) do_flows ;;
 interrupts) do_interrupts ;;
 readme) do_readme ;;
 faults) do_faults ;;
-*) die "usage: $0 shellcheck|roundtrip|errors|flows|interrupts|readme|faults|mainline" ;;
+*) die "usage: $0 shellcheck|cc-cache|roundtrip|errors|flows|interrupts|readme|faults|mainline" ;;
 esac
 [ "$fails" -eq 0 ] || die "$fails harness test(s) failed"
