@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# The CC of every kernel build here (debug.sh, kunit.sh, lint.sh):
+# The CC of every kernel build here (debug.sh, kunit.sh, lint.sh), run
+# from the copy that lib.sh's kcc_install puts in the cache:
 # gcc through ccache, which lib.sh puts in depend mode.  Depend mode runs
 # no preprocessor before a miss, so a cold kernel build costs what plain
 # gcc does (default mode costs a quarter more), but it hashes only the

@@ -22,7 +22,18 @@ export CCACHE_DIR="${CCACHE_DIR:-$CACHE/ccache}"
 # without ccache.  The namespace keeps out entries written before that.
 export CCACHE_DEPEND=1
 export CCACHE_NAMESPACE=kvm-hv-flush-3
-KCC=$TOP/scripts/cc-cache.sh
+# KCC is scripts/cc-cache.sh copied into the cache, so that every copy of
+# the project gives the build directories in the cache the same CC: with
+# another, kbuild would compile every object again.  kcc_install puts it
+# there (by rename, so a build running beside it never sees half a file).
+KCC=$CACHE/bin/cc-cache
+kcc_install() {
+	cmp -s "$TOP/scripts/cc-cache.sh" "$KCC" && return
+	mkdir -p "$CACHE/bin"
+	cp "$TOP/scripts/cc-cache.sh" "$KCC.$$"
+	chmod 755 "$KCC.$$"
+	mv -f "$KCC.$$" "$KCC"
+}
 # No 'git gc --auto' in the background: it would outlive the command that
 # started it, holding the build directory's lock (an inherited fd).
 if [ -z "${KVM_HV_NO_AUTO_GC:-}" ]; then

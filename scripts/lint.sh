@@ -216,6 +216,7 @@ else
 	strip_dirs=("$src")
 	flags="W=1 (${frag#"$TOP"/})"
 	stamp=$(printf '%s\n' mainline | cat - "$frag" "$0" | sha1sum | cut -c1-12)
+	kcc_install
 	kmake() { make -C "$src" O="$kobj" ARCH=x86_64 CC="$KCC" -j"$(nproc)" "$@"; }
 	step_clean() { [ ! -d "$kobj/arch/x86/kvm" ] || find "$kobj/arch/x86/kvm" -name '*.o' -delete; }
 	# The config of a step: defconfig (made once per base and fragment)

@@ -75,12 +75,13 @@ do_shellcheck() {
 }
 
 # --- the kernel builds' CC ----------------------------------------------------
-# KCC (scripts/cc-cache.sh) must not hand back an object whose .incbin
+# KCC (scripts/cc-cache.sh, copied into the cache) must not hand back an object whose .incbin
 # blob changed since it was cached.  The control: plain 'ccache gcc' in
 # depend mode does hand back the old one, as it once did with piggy.o.
 do_cc_cache() {
 	need_stage modules
 	scratch
+	kcc_install
 	local d=$SCR/cc cc got
 	mkdir -p "$d"
 	printf '.section .rodata.blob,"a"\n.incbin "blob"\n' >"$d/piggy.S"
@@ -101,8 +102,8 @@ do_cc_cache() {
 		case "$cc:$got" in
 		"ccache gcc:oldold") ok "cc-cache: control: ccache gcc in depend mode hands back the object of the old .incbin blob" ;;
 		"ccache gcc:"*) bad "cc-cache: control: ccache gcc in depend mode gave '$got', not 'oldold': this test shows nothing" ;;
-		*:oldnew) ok "cc-cache: ${KCC#"$TOP"/} assembles the new .incbin blob (old, then new)" ;;
-		*) bad "cc-cache: ${KCC#"$TOP"/} gave '$got' for the blobs old, new: a stale object" ;;
+		*:oldnew) ok "cc-cache: $KCC (scripts/cc-cache.sh) assembles the new .incbin blob (old, then new)" ;;
+		*) bad "cc-cache: $KCC (scripts/cc-cache.sh) gave '$got' for the blobs old, new: a stale object" ;;
 		esac
 	done
 }
