@@ -128,7 +128,6 @@ build() {
 	local log=$OUT/build.log t rc=0 missing
 	msg "kunit.py build: $KUNIT_DIR/.kunitconfig + ${FRAGMENT#"$TOP"/} + $MODULE_CONFIG, in $KBUILD (log: ${log#"$TOP"/})"
 	t=$(date +%s)
-	bzimage_fresh "$KBUILD"
 	kcc_install
 	(cd "$SRC" && ./tools/testing/kunit/kunit.py build --arch=x86_64 \
 		"${DEBUG_KUNIT_ARGS[@]}" --build_dir="$KBUILD" \

@@ -83,7 +83,6 @@ hide_kvm=()
 if [ -e /dev/kvm ] && ! grep -qw -e vmx -e svm /proc/cpuinfo && [ "$(id -u)" -eq 0 ]; then
 	hide_kvm=(unshare -m sh -c 'mount --bind /dev/null /dev/kvm && exec "$@"' hide-kvm)
 fi
-bzimage_fresh "$KUNIT_BUILD"
 kcc_install
 (cd "$KUNIT_SRC" && "${hide_kvm[@]}" ./tools/testing/kunit/kunit.py run --arch=x86_64 \
 	"${KCONFIG_ARGS[@]}" --build_dir="$KUNIT_BUILD" \

@@ -385,16 +385,11 @@ selftests_out() {
 	printf '%s/selftests/%s%s-%s\n' "$BUILD" "$pfx" "$1" "$2"
 }
 
-# bzimage_fresh KBUILD: before a build, so that the bzImage is made
-# around the new kernel whatever a compiler cache holds (assembling
-# piggy.S again takes a second).
-bzimage_fresh() { rm -f "$1/arch/x86/boot/compressed/piggy.o"; }
-
 # bzimage_check KBUILD: die unless KBUILD's bzImage holds the kernel last
 # built there, that is, unless the compressed kernel in piggy.o is the
 # vmlinux.bin.* its piggy.S names with .incbin.  A compiler cache that
 # misses the .incbin hands back an older piggy.o and so boots an older
-# kernel (ccache's depend mode did, see CCACHE_NAMESPACE above).
+# kernel (ccache's depend mode did before KCC, see CCACHE_DEPEND above).
 bzimage_check() {
 	local kb=$1 c blob
 	c=$kb/arch/x86/boot/compressed

@@ -172,7 +172,7 @@ echo "@@DONE"
 # boot under load lost the last 90 lines of its dmesg): wait until its
 # transmit count stays the same for a second (at most 30 s).
 last=
-for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30; do
+for _ in \$(seq 30); do
 	tx=\$(sed -n 's/^0:.* tx:\([0-9]*\).*/\1/p' /proc/tty/driver/serial 2>/dev/null)
 	[ "\$tx" = "\$last" ] && break
 	last=\$tx

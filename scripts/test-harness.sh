@@ -75,8 +75,8 @@ do_shellcheck() {
 }
 
 # --- the kernel builds' CC ----------------------------------------------------
-# KCC (scripts/cc-cache.sh, copied into the cache) must not hand back an object whose .incbin
-# blob changed since it was cached.  The control: plain 'ccache gcc' in
+# KCC (scripts/cc-cache.sh, copied into the cache) must not hand back
+# an object whose .incbin blob changed since it was cached.  The control: plain 'ccache gcc' in
 # depend mode does hand back the old one, as it once did with piggy.o.
 do_cc_cache() {
 	need_stage modules
