@@ -167,6 +167,8 @@ boot() {
 		QEMU_TIMEOUT="${QEMU_TIMEOUT:-$DEBUG_QEMU_TIMEOUT}" "$@" \
 		"$TOP/scripts/selftests.sh" >"$OUT/$name.log" 2>&1 || rc=$?
 	grep -E '^(==> (all|booting)|ERROR|WARNING|kernel: |RETRY |[a-z_]+: (not ok|# ))' "$OUT/$name.log" >&2 || true
+	# A test that crashed: where (selftests.sh resolved its addresses).
+	sed -n '/^--- where /,/^--- last/p' "$OUT/$name.log" | grep -v '^--- last' >&2 || true
 	# A boot that went wrong as a whole (hang, panic, no summary): the end
 	# of its console, so that make check's output alone shows where.
 	if [ "$rc" -ne 0 ] && ! awk -F'\t' '$1 == "kernel" && $2 == "pass"' "$OUT/$name/summary.tsv" 2>/dev/null | grep -q .; then

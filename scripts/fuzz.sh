@@ -43,6 +43,8 @@ run() {
 		"$TOP/scripts/selftests.sh" >"$BUILD/fuzz-$mods.log" 2>&1 || rc=$?
 	FUZZ_KTAP=$(selftests_out "$mods" "${CPU:-48}")/hyperv_tlb_flush_ranges.ktap
 	grep -E '^# (fuzzer|verdicts|  )' "$FUZZ_KTAP" 2>/dev/null | sed 's/^/    /' || true
+	# A crash of the validator itself: where (selftests.sh resolved it).
+	sed -n '/^--- where /,/^--- last/p' "$BUILD/fuzz-$mods.log" | grep -v '^--- last' | sed 's/^/    /' || true
 	return "$rc"
 }
 
@@ -54,6 +56,8 @@ failure() {
 		# "# fuzzer: round R (hypercall H) is wrong: WHY", then whether it repeats
 		echo "the fuzzer found a wrong $(sed -n 's/^# fuzzer: \(round .* is wrong: .*\)/\1/p' "$FUZZ_KTAP" | head -n1);" \
 			"$(sed -n 's/^# fuzzer: the wrong round run alone again: //p' "$FUZZ_KTAP" | head -n1)"
+	elif grep -q '^# crash: ' "$FUZZ_KTAP" 2>/dev/null; then
+		echo "the validator itself crashed ($(sed -n 's/^# crash: \(signal [0-9]*\).*/\1/p' "$FUZZ_KTAP" | head -n1)), no wrong round until then"
 	elif grep -q 'timed out' "$sum" 2>/dev/null; then
 		echo "the fuzzer did not finish in time ($(awk -F'\t' '$1 == "hyperv_tlb_flush_ranges" { print $5 }' "$sum"); a loaded machine runs fewer hypercalls a second), no wrong round until then"
 	else

@@ -280,6 +280,20 @@ log=$work/console.log
 failed=0
 printf 'test\tresult\trc\tsecs\tfailing_cases\tskipped_cases\tattempts\n' >"$work/summary.tsv"
 row() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$work/summary.tsv"; }
+# crash_lines T KTAP: the source lines of a crash a test reported itself
+# ("# crash: ..." and its return addresses, as the validator prints them),
+# from the static binary it ran.
+crash_lines() {
+	local t=$1 ktap=$2 bin addrs
+	grep -q '^# crash: ' "$ktap" || return 0
+	bin=$obj/$sd/$t
+	[ -x "$obj/extra/$t" ] && [[ " ${extras[*]} " == *"/$t.c "* ]] && bin=$obj/extra/$t
+	addrs=$(sed -n '/^# crash: /,$p' "$ktap" | grep -oE '^\[0x[0-9a-f]+\]$' | tr -d '[]' || true)
+	echo "--- where $t crashed ($(grep -m1 '^# crash: ' "$ktap" | sed 's/^# crash: //; s/; return addresses:$//')) ---"
+	# shellcheck disable=SC2086 # one word per address
+	[ -n "$addrs" ] && addr2line -f -i -p -e "$bin" $addrs 2>&1 | sed 's|^|  |'
+	return 0
+}
 # retries T: one RETRY line per failed run of a retried test, with its
 # assertion (or its first "not ok" line), and how the test ended.
 retries() {
@@ -362,6 +376,7 @@ if [ "$failed" -ne 0 ]; then
 		while read -r t; do
 			echo "--- the last 30 lines of $t's output (${out#"$TOP"/}/$t.ktap) ---"
 			grep -v '^# attempt [0-9]*: ' "$out/$t.ktap" | tail -n 30
+			crash_lines "$t" "$out/$t.ktap"
 		done >&2
 	[ -n "$kproblems" ] && printf '%s\n' "$kproblems" | sed 's/^/kernel: /' >&2
 	echo "--- last 40 console lines ---" >&2

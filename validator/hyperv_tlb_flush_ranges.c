@@ -39,9 +39,11 @@
  * kept for a flush-all entry, and processing the FIFO in order up to the
  * first flush-all entry.
  */
+#include <execinfo.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2122,6 +2124,56 @@ static void fuzz(u64 seed, long rounds, long min_calls, long min_secs)
 	ksft_test_result(!first_calls, "fuzz_seed_%lu\n", seed);
 }
 
+/*
+ * A crash of the validator itself: say where, as return addresses of the
+ * static binary (addr2line -e <binary> turns them into lines), so that a
+ * console log alone tells which code crashed.  Then the handler that was
+ * there before (the oracle's clean-up), and the default action.
+ */
+static const int crash_sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
+static struct sigaction crash_old[ARRAY_SIZE(crash_sigs)];
+
+static void crash_handler(int sig, siginfo_t *si, void *ctx)
+{
+	void *pc[32];
+	char buf[160];
+	int i, n, len;
+
+	len = snprintf(buf, sizeof(buf),
+		       "# crash: signal %d at address %p in thread %d; return addresses:\n",
+		       sig, si->si_addr, (int)gettid());
+	if (write(STDERR_FILENO, buf, len) == len) {
+		n = backtrace(pc, ARRAY_SIZE(pc));
+		backtrace_symbols_fd(pc, n, STDERR_FILENO);
+	}
+	for (i = 0; i < ARRAY_SIZE(crash_sigs); i++) {
+		if (crash_sigs[i] != sig || crash_old[i].sa_handler == SIG_DFL ||
+		    crash_old[i].sa_handler == SIG_IGN)
+			continue;
+		if (crash_old[i].sa_flags & SA_SIGINFO)
+			crash_old[i].sa_sigaction(sig, si, ctx);
+		else
+			crash_old[i].sa_handler(sig);
+	}
+}
+
+/* After the oracle's set-up, whose handler it calls; before any thread. */
+static void catch_crashes(void)
+{
+	struct sigaction sa = {
+		.sa_sigaction = crash_handler,
+		.sa_flags = SA_SIGINFO | SA_RESETHAND,
+	};
+	int i;
+
+	/* The unwinder's first use may allocate: not in a signal handler. */
+	backtrace((void *[1]){}, 1);
+	sigemptyset(&sa.sa_mask);
+	for (i = 0; i < ARRAY_SIZE(crash_sigs); i++)
+		TEST_ASSERT(!sigaction(crash_sigs[i], &sa, &crash_old[i]),
+			    "sigaction(%d)", crash_sigs[i]);
+}
+
 int main(int argc, char *argv[])
 {
 	struct round_result res;
@@ -2194,6 +2246,7 @@ int main(int argc, char *argv[])
 			ksft_exit_skip("oracle unavailable: %s\n", why);
 		ksft_exit_fail_msg("oracle unavailable: %s\n", why);
 	}
+	catch_crashes();
 
 	ksft_set_plan(fuzz_rounds ? 1 : ARRAY_SIZE(cases));
 
