@@ -54,10 +54,10 @@ declare -A RUN=(
 	[debug-mainline]="env -u TREE -u PATCHES SERIES=mainline $TOP/scripts/debug.sh --check"
 )
 # Two lanes on two cores, of about equal length on a new machine: lane A
-# builds the two debug kernels (make -j) and runs Bochs between them, lane
-# B the QEMU stages and both series' lint (before readme, whose 'make
-# lint' then finds every step known).  They share no directory that one
-# of them writes unlocked: the cache's mirrors, each series' lint
+# builds the two debug kernels (make -j) and runs what boots them, lane B
+# the QEMU and Bochs stages on Debian's kernel and both series' lint
+# (before readme, whose 'make lint' then finds every step known).  They
+# share no directory that one of them writes unlocked: the cache's mirrors, each series' lint
 # directories and lint results, and each tree have locks of their own,
 # selftests.sh locks its object directory while it builds.  The stages
 # before lane A and B make what both use (packages, build/tree).  faults
@@ -65,7 +65,7 @@ declare -A RUN=(
 # ends lane B, by when lane A's first stage (kunit) has built the debug
 # kernel its KASAN fault needs.
 FIRST="deps shellcheck cc-cache tree roundtrip errors"
-LANE_B="make install fuzz bench selftest-mutants lint mainline readme faults"
+LANE_B="make install fuzz bench selftest-mutants intel lint mainline readme faults"
 LAST=""
 : "${LANES:=2}"
 case $LANES in 1 | 2) ;; *) die "LANES=$LANES: 1 (every stage in order) or 2 (two lanes side by side)" ;; esac
