@@ -57,14 +57,15 @@ declare -A RUN=(
 # builds the two debug kernels (make -j) and runs what boots them, lane B
 # the QEMU and Bochs stages on Debian's kernel and both series' lint
 # (before readme, whose 'make lint' then finds every step known).  They
-# share no directory that one of them writes unlocked: the cache's mirrors, each series' lint
-# directories and lint results, and each tree have locks of their own,
-# selftests.sh locks its object directory while it builds.  The stages
-# before lane A and B make what both use (packages, build/tree).  faults
-# runs make check itself, each fault in a build directory of its own; it
-# ends lane B, by when lane A's first stage (kunit) has built the debug
-# kernel its KASAN fault needs.
-FIRST="deps shellcheck cc-cache tree roundtrip errors"
+# share no directory that one of them writes unlocked: the cache's
+# mirrors, each series' lint directories and lint results, and each tree
+# have locks of their own, selftests.sh locks its object directory while
+# it builds.  The stages before lane A and B make what both use
+# (packages, build/tree); shellcheck needs nothing and starts lane A.
+# faults runs make check itself, each fault in a build directory of its
+# own; it ends lane B, by when lane A's kunit has built the debug kernel
+# its KASAN fault needs.
+FIRST="deps cc-cache tree roundtrip errors"
 LANE_B="make install fuzz bench selftest-mutants intel lint mainline readme faults"
 LAST=""
 : "${LANES:=2}"
