@@ -107,7 +107,7 @@ test-send: ensure-tree
 
 .PHONY: results
 
-## results: rewrite the README's results table from the last make check and red/green run
+## results: rewrite the README's results tables from the last make check, red/green and fuzz runs
 results:
 	$(S)/results.sh
 

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # make results: rewrite the README's table of results from the last runs
-# in this build directory: build/check/stages.tsv (make check) and
-# build/redgreen/table.tsv (make redgreen, or make check's make stage).
+# in this build directory: build/check/stages.tsv (make check),
+# build/redgreen/table.tsv (make redgreen, or make check's make stage) and
+# the fuzz stage's summary lines (build/check/fuzz.log).
 # The table lies between the "results:begin" and "results:end" comment
 # lines of README.md and is never edited by hand.
 #
@@ -14,6 +15,7 @@ set -euo pipefail
 
 stages=$BUILD/check/stages.tsv
 rg=$BUILD/redgreen/table.tsv
+fuzz=$BUILD/check/fuzz.log
 readme=$TOP/README.md
 [ -f "$stages" ] || die "no $stages: run 'make check' first (it records each stage's result and time)"
 [ -f "$rg" ] || die "no $rg: run 'make redgreen' (or 'make check') first"
@@ -42,6 +44,12 @@ table() {
 	echo '| host | modules | want | result | seconds | retries | failing |'
 	echo '| --- | --- | --- | --- | ---: | ---: | ---: |'
 	awk -F'\t' 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7 }' "$rg"
+	if grep -q '^PASS fuzz ' "$fuzz" 2>/dev/null; then
+		echo
+		echo "Fuzzer (\`make check\`'s \`fuzz\` stage, beside the other lane; quiet, it runs about twice as fast):"
+		echo
+		sed -n 's/^PASS fuzz \(patched\|stock\): /- \1: /p' "$fuzz"
+	fi
 	echo "<!-- results:end -->"
 }
 
