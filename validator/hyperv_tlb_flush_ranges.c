@@ -599,18 +599,18 @@ static void l2_hypercall(void)
  * each vCPU two exits (the interrupt and its EOI), hence the long period.
  */
 #define WAKE_VECTOR	0x40
-#define WAKE_TICK_NS	100000000
+#define WAKE_TICK_NS	(NSEC_PER_SEC / 10)
 /* KVM: the APIC timer counts at 1 GHz by default; 0xb divides by 1. */
 #define APIC_TDCR_DIV_1	0xb
 
-static u64 asleep[NR_VCPUS];
+static bool asleep[NR_VCPUS];
 
 static void wake_handler(struct ex_regs *regs)
 {
 	x2apic_write_reg(APIC_EOI, 0);
 }
 
-static void wake(int i)
+static void wake_vcpu(int i)
 {
 	x2apic_write_reg(APIC_ICR, ((u64)i << 32) | APIC_DEST_PHYSICAL | APIC_DM_FIXED |
 			 WAKE_VECTOR);
@@ -623,38 +623,44 @@ static void wake(int i)
  */
 static void wake_others(int idx)
 {
-	int i, nr = 0;
+	u32 others = (BIT(NR_VCPUS) - 1) & ~BIT(idx), mask = 0;
+	int i;
 
+	/* Pairs with the one in wait_for(): the write before it, the flags after. */
 	smp_mb();
-	for (i = 0; i < NR_VCPUS; i++)
-		nr += i != idx && READ_ONCE(asleep[i]);
-	if (nr > 1 && nr == NR_VCPUS - 1) {
+	for (i = 0; i < NR_VCPUS; i++) {
+		if ((others & BIT(i)) && READ_ONCE(asleep[i]))
+			mask |= BIT(i);
+	}
+	if (mask && mask == others) {
 		x2apic_write_reg(APIC_ICR, APIC_DEST_ALLBUT | APIC_DM_FIXED | WAKE_VECTOR);
 		return;
 	}
 	for (i = 0; i < NR_VCPUS; i++) {
-		if (i != idx && READ_ONCE(asleep[i]))
-			wake(i);
+		if (mask & BIT(i))
+			wake_vcpu(i);
 	}
 }
 
 /* vCPU 0 alone waits for the last barrier. */
 static void wake_sender(void)
 {
+	/* Pairs with the one in wait_for(), as in wake_others(). */
 	smp_mb();
 	if (READ_ONCE(asleep[SENDER]))
-		wake(SENDER);
+		wake_vcpu(SENDER);
 }
 
 /* Halt until *@p reaches @r (a round number: it only grows). */
 static void wait_for(int idx, u64 *p, u64 r)
 {
 	while (READ_ONCE(*p) < r) {
-		WRITE_ONCE(asleep[idx], 1);
+		WRITE_ONCE(asleep[idx], true);
+		/* Pairs with the wakers': the flag before, *@p after. */
 		smp_mb();
 		if (READ_ONCE(*p) < r)
 			asm volatile("sti; hlt; cli" ::: "memory");
-		WRITE_ONCE(asleep[idx], 0);
+		WRITE_ONCE(asleep[idx], false);
 	}
 }
 
@@ -698,6 +704,7 @@ static void guest_code(void)
 	}
 
 	for (r = 1;; r++) {
+		/* Also for the host's write of the batch's first round. */
 		if (idx == SENDER)
 			wake_others(idx);
 		wait_for(idx, &rsync.round, r);
@@ -1013,57 +1020,54 @@ static void obs_add(struct vcpu_obs *o, u64 gva, long seq)
 	o->gva[o->nr++].seq = seq;
 }
 
-/*
- * A stable sort by KEY for lists that come in ascending runs, as a range's
- * pages are flushed and listed in order: merge neighbouring runs until one
- * is left.  A round's few runs take a few passes; qsort() would make an
- * indirect call per comparison, which under an emulator cost the fuzzer
- * more time than the rest of judging.
- */
-#define DEFINE_RUN_SORT(name, type, KEY)					\
-static void name(type *a, int n)						\
-{										\
-	static type *buf;							\
-	static int buf_size;							\
-	type *src = a, *dst, *t;						\
-	int i, j, k, o, mid, end, runs;						\
-										\
-	if (n < 2)								\
-		return;								\
-	if (n > buf_size) {							\
-		buf_size = n;							\
-		buf = realloc(buf, n * sizeof(*buf));				\
-		TEST_ASSERT(buf, "Out of memory");				\
-	}									\
-	dst = buf;								\
-	do {									\
-		for (i = 0, runs = 0; i < n; i = end, runs++) {			\
-			for (mid = i + 1; mid < n && KEY(src[mid]) >= KEY(src[mid - 1]); mid++) \
-				;						\
-			for (end = mid + (mid < n);					\
-			     end < n && KEY(src[end]) >= KEY(src[end - 1]); end++)	\
-				;						\
-			/* On a tie, the earlier run's element first. */	\
-			for (j = i, k = mid, o = i; j < mid && k < end; o++)	\
-				dst[o] = KEY(src[k]) < KEY(src[j]) ? src[k++] : src[j++]; \
-			while (j < mid)						\
-				dst[o++] = src[j++];				\
-			while (k < end)						\
-				dst[o++] = src[k++];				\
-		}								\
-		t = src;							\
-		src = dst;							\
-		dst = t;							\
-	} while (runs > 1);							\
-	if (src != a)								\
-		memcpy(a, src, n * sizeof(*a));					\
+/* The end of the ascending run of @a that starts at @i. */
+static int run_end(const struct obs_gva *a, int i, int n)
+{
+	for (i++; i < n && a[i].gva >= a[i - 1].gva; i++)
+		;
+	return i;
 }
 
-#define OBS_KEY(x)	((x).gva)
-#define PAGE_KEY(x)	(x)
-/* Recorded in trace order: by GVA, then by sequence number. */
-DEFINE_RUN_SORT(sort_obs, struct obs_gva, OBS_KEY)
-DEFINE_RUN_SORT(sort_pages, u64, PAGE_KEY)
+/*
+ * Sort @a by GVA and keep equal ones in the order they came, by merging
+ * neighbouring ascending runs until one is left.  The oracle appends in
+ * trace order, so this is the order by GVA and then sequence number that
+ * obs_flushed() searches.  A range's pages come in order, so a round's
+ * list takes a few passes; qsort() would make an indirect call per
+ * comparison, which under an emulator cost more than the rest of judging.
+ */
+static void sort_gvas(struct obs_gva *a, int n)
+{
+	static struct obs_gva *buf;
+	static int buf_size;
+	struct obs_gva *src = a, *dst, *t;
+	int i, j, k, o, mid, end, runs;
+
+	if (n < 2)
+		return;
+	if (n > buf_size) {
+		buf_size = n;
+		buf = realloc(buf, n * sizeof(*buf));
+		TEST_ASSERT(buf, "Out of memory");
+	}
+	dst = buf;
+	do {
+		for (i = 0, runs = 0; i < n; i = end, runs++) {
+			mid = run_end(src, i, n);
+			end = mid < n ? run_end(src, mid, n) : n;
+			/* On a tie, the earlier run's element first. */
+			for (j = i, k = mid, o = i; j < mid && k < end; o++)
+				dst[o] = src[k].gva < src[j].gva ? src[k++] : src[j++];
+			memcpy(&dst[o], &src[j], (mid - j) * sizeof(*dst));
+			memcpy(&dst[o + mid - j], &src[k], (end - k) * sizeof(*dst));
+		}
+		t = src;
+		src = dst;
+		dst = t;
+	} while (runs > 1);
+	if (src != a)
+		memcpy(a, src, n * sizeof(*a));
+}
 
 /* Events the oracle read, for the fuzzer's summary. */
 static unsigned long oracle_events;
@@ -1117,7 +1121,7 @@ static void obs_end(struct vcpu_obs *obs, long seq)
 			if (obs[i].full_pending[l])
 				seq_add(&obs[i].fulls[l], seq + 1);
 		}
-		sort_obs(obs[i].gva, obs[i].nr);
+		sort_gvas(obs[i].gva, obs[i].nr);
 	}
 }
 
@@ -1232,8 +1236,9 @@ static bool obs_flushed(const struct vcpu_obs *o, u64 gva, u8 level, long after,
 
 static const char * const verdict_name[] = { "exact", "superset", "wrong" };
 
+/* Pages in .gva, to share sort_gvas(); the rest is unused. */
 struct page_set {
-	u64 *page;
+	struct obs_gva *page;
 	int nr, size;
 };
 
@@ -1244,16 +1249,16 @@ static void set_add(struct page_set *s, u64 page)
 		s->page = realloc(s->page, s->size * sizeof(*s->page));
 		TEST_ASSERT(s->page, "Out of memory");
 	}
-	s->page[s->nr++] = page;
+	s->page[s->nr++] = (struct obs_gva){ .gva = page };
 }
 
 static void set_sort(struct page_set *s)
 {
 	int i, n = 0;
 
-	sort_pages(s->page, s->nr);
+	sort_gvas(s->page, s->nr);
 	for (i = 0; i < s->nr; i++) {
-		if (!n || s->page[n - 1] != s->page[i])
+		if (!n || s->page[n - 1].gva != s->page[i].gva)
 			s->page[n++] = s->page[i];
 	}
 	s->nr = n;
@@ -1391,16 +1396,16 @@ static enum verdict judge_vcpu(const struct round *rd, const struct call_model *
 
 	/* Both sorted: walk them side by side, each flushed GVA once. */
 	for (j = 0, k = 0; j < o->nr || k < want.nr;) {
-		page = j < o->nr ? o->gva[j].gva : 0;
-		if (j < o->nr && (k == want.nr || page < want.page[k])) {
-			extra++;
-		} else if (j == o->nr || want.page[k] < page) {
+		if (j == o->nr || (k < want.nr && want.page[k].gva < o->gva[j].gva)) {
 			missing++;
 			k++;
 			continue;
-		} else {
-			k++;
 		}
+		page = o->gva[j].gva;
+		if (k < want.nr && want.page[k].gva == page)
+			k++;
+		else
+			extra++;
 		res->nr_flushed[v]++;
 		while (j < o->nr && o->gva[j].gva == page)
 			j++;
