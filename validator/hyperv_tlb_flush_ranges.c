@@ -1547,8 +1547,10 @@ static bool run_batch(struct round *const *rds, int nr, struct round_result *res
 			v = judge_vcpu(rds[k], m[k], obs[k], i, &res[k]);
 			if (v > res[k].verdict)
 				res[k].verdict = v;
-			obs_free(&obs[k][i]);
 		}
+		/* Only now: judging a target reads its senders' entries too. */
+		for (i = 0; i < NR_VCPUS; i++)
+			obs_free(&obs[k][i]);
 	}
 	phase_lap(PH_JUDGE, &t);
 	return split && !lost;
