@@ -46,7 +46,7 @@ table() {
 	awk -F'\t' 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7 }' "$rg"
 	if grep -q '^PASS fuzz ' "$fuzz" 2>/dev/null; then
 		echo
-		echo "Fuzzer (\`make check\`'s \`fuzz\` stage, beside the other lane; on a quiet machine it runs twice as fast or more):"
+		echo "Fuzzer (\`make check\`'s \`fuzz\` stage, beside the other lane):"
 		echo
 		sed -n 's/^PASS fuzz \(patched\|stock\): /- \1: /p' "$fuzz"
 	fi
